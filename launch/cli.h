@@ -1,0 +1,30 @@
+/* launch: small helpers shared by the subcommands. Only launch/ decides to exit. */
+#ifndef ADEBERT_CLI_H
+#define ADEBERT_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit statuses: 0 ok, 1 runtime failure (bad input file, I/O), 2 usage error. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Print "adebert <cmd>: <message>" on stderr (one line). */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict number parsing: the whole string must be consumed, no overflow. 0 ok. */
+int cli_parse_u64(const char *s, uint64_t *out);
+int cli_parse_size(const char *s, size_t min, size_t max, size_t *out);
+int cli_parse_fraction(const char *s, double *out); /* [0, 1) */
+
+/* The corpus folder: --data, else $ADEBERT_DATA, else the compiled-in default. */
+const char *cli_data_dir(const char *flag_value);
+
+/* Casing: explicit flag (1 lower, 0 cased, -1 none) wins; otherwise the vocab
+ * heuristic, announced on stderr so the choice is never silent. */
+int cli_resolve_lowercase(const char *cmd, int flag, int vocab_is_cased);
+
+/* getopt_long with argv[0] named after the subcommand, errors reported as one line. */
+struct option;
+int cli_getopt(int argc, char **argv, const char *cmd, const char *shortopts, const struct option *longopts);
+
+#endif

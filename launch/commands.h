@@ -1,0 +1,8 @@
+/* The subcommands of the adebert program. Each takes argv with argv[0] = its name. */
+#ifndef ADEBERT_COMMANDS_H
+#define ADEBERT_COMMANDS_H
+
+int cmd_data(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+#endif

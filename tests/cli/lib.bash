@@ -1,0 +1,38 @@
+# Shared helpers for the command-line tests (sourced, not a test itself).
+set -uo pipefail
+BIN="${ADEBERT_BIN:?ADEBERT_BIN not set (run through ctest)}"
+DATA_ROOT="${ADEBERT_TEST_DATA:?ADEBERT_TEST_DATA not set}"
+CORPUS="$DATA_ROOT/ade-corpus-v2"
+CASED_VOCAB="$DATA_ROOT/vocab/bert-base-cased-vocab.txt"
+UNCASED_VOCAB="$DATA_ROOT/vocab/bert-base-uncased-vocab.txt"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fails=0
+checks=0
+pass() { checks=$((checks + 1)); echo "ok   $*"; }
+fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL $*"; }
+# expect_exit CODE DESC -- cmd...: runs cmd, checks its exit code and that stderr is
+# exactly one line when the code is non-zero.
+expect_exit() {
+  local want=$1 desc=$2; shift 3
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  if [ "$rc" -ne "$want" ]; then fail "$desc: exit $rc, want $want; stderr: $(head -c 300 "$TMP/err")"; return; fi
+  if [ "$want" -ne 0 ]; then
+    local n; n=$(wc -l <"$TMP/err")
+    if [ "$n" -ne 1 ]; then fail "$desc: want one stderr line, got $n: $(head -c 300 "$TMP/err")"; return; fi
+    if grep -qiE "sanitizer|segmentation|core dumped|abort" "$TMP/err"; then fail "$desc: crashed"; return; fi
+  fi
+  pass "$desc"
+}
+require_corpus() {
+  [ -f "$CORPUS/DRUG-AE.rel" ] && [ -f "$CORPUS/ADE-NEG.txt" ] || { echo "FAIL corpus missing at $CORPUS"; exit 1; }
+  [ -f "$CASED_VOCAB" ] && [ -f "$UNCASED_VOCAB" ] || { echo "FAIL vocabularies missing under $DATA_ROOT/vocab"; exit 1; }
+}
+# json_get FILE EXPR: evaluates a Python expression on the JSON object `j`.
+json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+finish() {
+  echo "$((checks - fails)) passed, $fails failed"
+  [ "$fails" -eq 0 ] && [ "$checks" -gt 0 ]
+  exit $?
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# --help everywhere, one clear line and a usage exit (2) for every bad invocation.
+source "$(dirname "$0")/lib.bash"
+
+expect_exit 0 "adebert --help" -- "$BIN" --help
+grep -q "data stats" "$TMP/out" && grep -q "tokenize" "$TMP/out" && pass "--help lists the commands" || fail "--help lists the commands"
+expect_exit 0 "data stats --help" -- "$BIN" data stats --help
+grep -q -- "--split grouped" "$TMP/out" && pass "data stats --help documents grouped" || fail "data stats --help documents grouped"
+expect_exit 0 "tokenize --help" -- "$BIN" tokenize --help
+expect_exit 0 "version" -- "$BIN" version
+expect_exit 2 "no command" -- "$BIN"
+expect_exit 2 "unknown command" -- "$BIN" frobnicate
+expect_exit 2 "planned command is refused, not faked" -- "$BIN" train
+expect_exit 2 "data without subcommand" -- "$BIN" data
+expect_exit 2 "data unknown subcommand" -- "$BIN" data plot
+expect_exit 2 "unknown option" -- "$BIN" data stats --bogus
+expect_exit 2 "missing option value" -- "$BIN" data stats --seed
+expect_exit 2 "bad view" -- "$BIN" data stats --view all
+expect_exit 2 "bad split" -- "$BIN" data stats --split kfold
+expect_exit 2 "negative seed" -- "$BIN" data stats --seed -1
+expect_exit 2 "seed with junk" -- "$BIN" data stats --seed 12abc
+expect_exit 2 "val fraction 1" -- "$BIN" data stats --val-fraction 1
+expect_exit 2 "val fraction nan" -- "$BIN" data stats --val-fraction nan
+expect_exit 2 "casing without vocab" -- "$BIN" data stats --cased
+expect_exit 2 "stray argument" -- "$BIN" data stats extra
+expect_exit 2 "tokenize without vocab" -- "$BIN" tokenize
+expect_exit 2 "tokenize both casings" -- "$BIN" tokenize --vocab x --cased --lowercase
+expect_exit 2 "tokenize max len 1" -- "$BIN" tokenize --vocab x --max-seq-len 1
+expect_exit 1 "tokenize missing vocab file" -- "$BIN" tokenize --vocab "$TMP/none.txt" --cased
+expect_exit 1 "stats on a missing corpus" -- "$BIN" data stats --data "$TMP/nowhere"
+grep -q "fetch-ade-corpus" "$TMP/err" && pass "missing corpus error points at the fetch script" || fail "missing corpus error points at the fetch script"
+finish

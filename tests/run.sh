@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds adebert three ways and runs the whole test suite:
+#   1. the full build (CUDA when nvcc is found, MPI, HDF5): every ctest test;
+#   2. ASan + UBSan over the CPU paths (CUDA off): every ctest test again;
+#   3. the minimal build a bare GPU host makes (no MPI, no HDF5): builds and runs.
+# Tests that need the corpus read ../shared/data (ADEBERT_DATA_DIR=... to point
+# elsewhere) and fail when it is missing. GPU tests, where present, are skipped
+# (and counted as skipped) on machines without a GPU.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc 2>/dev/null || echo 2)
+data_args=()
+[ -n "${ADEBERT_DATA_DIR:-}" ] && data_args=(-DADEBERT_DATA_DIR="$ADEBERT_DATA_DIR")
+passed=0; failed=0; skipped=0
+
+run_ctest() { # dir label
+  local log; log=$(mktemp)
+  local rc=0
+  ctest --test-dir "$1" --output-on-failure -j "$jobs" 2>&1 | tee "$log" || rc=$?
+  local line; line=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$log" | tail -1 || true)
+  if [ -z "$line" ]; then echo "run.sh: $2: ctest printed no summary" >&2; failed=$((failed + 1)); rm -f "$log"; return; fi
+  local total f s
+  total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+  f=$(sed -E 's/.*tests passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
+  s=$(grep -cE "\*\*\*Skipped|Not Run" "$log" || true)
+  passed=$((passed + total - f - s)); failed=$((failed + f)); skipped=$((skipped + s))
+  [ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || failed=$((failed + 1))
+  rm -f "$log"
+}
+
+echo "== 1/3 full build =="
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${data_args[@]}"
+cmake --build build -j "$jobs"
+run_ctest build full
+
+echo "== 2/3 ASan + UBSan build (CPU paths) =="
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DADEBERT_SANITIZE=ON -DADEBERT_CUDA=OFF \
+  "${data_args[@]}"
+cmake --build build-asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+LSAN_OPTIONS=suppressions="$root/tests/lsan.supp":print_suppressions=0 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_ctest build-asan asan
+
+echo "== 3/3 minimal build (ADEBERT_MPI=OFF ADEBERT_HDF5=OFF) =="
+cmake -S . -B build-min -G Ninja -DCMAKE_BUILD_TYPE=Release -DADEBERT_MPI=OFF -DADEBERT_HDF5=OFF \
+  "${data_args[@]}"
+cmake --build build-min -j "$jobs" --target adebert
+if build-min/adebert version | grep -q "single rank (built without MPI)"; then
+  passed=$((passed + 1)); echo "minimal build: adebert version reports one rank, no HDF5"
+else
+  failed=$((failed + 1)); echo "minimal build: adebert version did not report the one-rank build" >&2
+fi
+
+echo
+echo "total: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
