@@ -252,6 +252,14 @@ static int make_tmpdir(void **state)
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
+static int remove_tmpdir(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 static const char *write_tmp(const char *name, const char *bytes, size_t n)
 {
     static char p[512];
@@ -745,8 +753,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vocab_real),
-        cmocka_unit_test_setup(test_vocab_errors, make_tmpdir),
-        cmocka_unit_test_setup(test_vocab_line_endings, make_tmpdir),
+        cmocka_unit_test_setup_teardown(test_vocab_errors, make_tmpdir, remove_tmpdir),
+        cmocka_unit_test_setup_teardown(test_vocab_line_endings, make_tmpdir, remove_tmpdir),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_details),
         cmocka_unit_test(check_torture),
