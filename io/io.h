@@ -84,6 +84,10 @@ int io_split_make(const io_corpus *c, io_split_kind kind, uint64_t seed, double 
                   double val_fraction, io_split *out, char err[IO_ERRLEN]);
 void io_split_free(io_split *s);
 
+/* Quick runs (--limit N): keep a seeded random max_train of the train rows and
+ * max_eval of the val and of the test rows (lists stay ascending; memory is kept). */
+void io_split_limit(io_split *s, size_t max_train, size_t max_eval, uint64_t seed);
+
 int io_split_parse(const char *s, io_split_kind *out);
 const char *io_split_name(io_split_kind k);
 
@@ -147,5 +151,117 @@ typedef struct {
 int io_tokenize_corpus(io_tokenizer *t, const io_corpus *c, size_t max_len, io_tokens *out,
                        char err[IO_ERRLEN]);
 void io_tokens_free(io_tokens *tk);
+
+/* ----------------------------------------------------------------- metrics */
+/* Binary classification metrics, positive class = ADE (label 1), and the
+ * metrics.jsonl log (DESIGN.md "Metrics").
+ *
+ * Rules, fixed here so every caller agrees:
+ *  - a row is predicted positive when its score p(ADE) >= threshold (so p == 0.5
+ *    is positive at the default threshold);
+ *  - precision, recall and F1 with a zero denominator are 0 (scikit-learn's
+ *    zero_division=0); accuracy of zero rows is 0;
+ *  - ROC-AUC is the Mann-Whitney statistic with ties counted one half (= average
+ *    ranks = the trapezoidal ROC area); undefined when a class is absent;
+ *  - PR-AUC is scikit-learn's average_precision_score: sum over distinct scores,
+ *    highest first, of (recall step) x (precision at that score), all rows sharing a
+ *    score taken together; undefined when there is no positive (scikit-learn then
+ *    returns 0 with a warning), 1 when every row is positive;
+ *  - scores must not be NaN (an error: NaN cannot be ranked), labels must be 0/1.
+ *
+ * Distributed evaluation: io_confusion is four int64 sums (reducible as 4 x
+ * MPI_INT64_T in field order), loss sums are plain sums; the AUCs need every score
+ * of the split, gathered to one rank, then io_metrics_auc_*. Everything is
+ * O(n log n) and independent of row order. */
+
+#define IO_METRICS_THRESHOLD 0.5
+#define IO_METRICS_SCHEMA_VERSION 1
+#define IO_METRICS_FILE "metrics.jsonl"
+
+typedef struct {
+    int64_t tp, fp, tn, fn;
+} io_confusion;
+
+typedef struct {
+    io_confusion cm;
+    double precision, recall, f1, accuracy;
+    double roc_auc, pr_auc;           /* NaN when undefined */
+    int roc_auc_defined, pr_auc_defined;
+} io_metrics;
+
+/* Add n rows to *cm (which the caller zeroes first; partial sums add up). */
+int io_confusion_add_f32(io_confusion *cm, const float *score, const uint8_t *label, size_t n,
+                         double threshold, char err[IO_ERRLEN]);
+int io_confusion_add_f64(io_confusion *cm, const double *score, const uint8_t *label, size_t n,
+                         double threshold, char err[IO_ERRLEN]);
+/* 0 when tp+fp+tn+fn == expected_rows and no count is negative (a lost or doubled
+ * shard shows up here). */
+int io_confusion_check(const io_confusion *cm, int64_t expected_rows, char err[IO_ERRLEN]);
+
+/* Sets m->cm and the threshold metrics from a (reduced) confusion matrix; the AUC
+ * fields are left as they are. */
+void io_metrics_from_confusion(const io_confusion *cm, io_metrics *m);
+/* Sets only the AUC fields (and their flags) from the full score vector. */
+int io_metrics_auc_f32(const float *score, const uint8_t *label, size_t n, io_metrics *m,
+                       char err[IO_ERRLEN]);
+int io_metrics_auc_f64(const double *score, const uint8_t *label, size_t n, io_metrics *m,
+                       char err[IO_ERRLEN]);
+/* All of it from one score vector (one rank, or after the gather). */
+int io_metrics_compute_f32(const float *score, const uint8_t *label, size_t n, double threshold,
+                           io_metrics *m, char err[IO_ERRLEN]);
+int io_metrics_compute_f64(const double *score, const uint8_t *label, size_t n, double threshold,
+                           io_metrics *m, char err[IO_ERRLEN]);
+
+/* Caller-chosen keys appended after the schema's (e.g. resumed_from_step,
+ * selected_on). A number that is not finite is written as null. */
+typedef struct {
+    const char *key;
+    int is_string; /* 1: str, 0: num */
+    const char *str;
+    double num;
+} io_metrics_extra;
+
+/* One evaluation = one line of metrics.jsonl, keys in exactly this order:
+ * schema_version, split, epoch, step, lr, train_loss, eval_loss, precision, recall,
+ * f1, accuracy, roc_auc, pr_auc, tp, fp, tn, fn, grad_norm, loss_scale, seconds,
+ * tokens_per_s, then the extras. Doubles that are not finite (an undefined AUC, no
+ * train loss yet) are written as null and read back as NaN. */
+typedef struct {
+    int schema_version;       /* IO_METRICS_SCHEMA_VERSION when writing */
+    char split[8];            /* "val" or "test" */
+    int64_t epoch, step;
+    double lr, train_loss, eval_loss;
+    io_metrics m;
+    double grad_norm, loss_scale;
+    double seconds, tokens_per_s; /* timing: the only non-deterministic fields */
+    size_t n_extra;
+    const io_metrics_extra *extra; /* read back: owned by the log, one block per record */
+} io_metrics_record;
+
+/* The JSON text of one record, no newline (malloc'd into *line). Each double is
+ * printed with the fewest significant digits (1..17, "%.*g" in the C locale) that
+ * read back to the same bits, so equal values give equal bytes on every run and
+ * the reader recovers them exactly. Rejects an unknown split, duplicate or
+ * reserved extra keys. */
+int io_metrics_format(const io_metrics_record *r, char **line, char err[IO_ERRLEN]);
+
+/* Append one line to `path` (RUN_DIR/IO_METRICS_FILE): O_APPEND, created 0600,
+ * the whole line in one write(), then fsync. If the file does not end in a newline
+ * (a torn write from a crash), a newline is written first so the new record stays
+ * one line. */
+int io_metrics_append(const char *path, const io_metrics_record *r, char err[IO_ERRLEN]);
+
+typedef struct {
+    size_t n;
+    io_metrics_record *rec; /* in file order */
+} io_metrics_log;
+
+/* Parse a metrics.jsonl text / file. Blank lines are skipped; any other line that
+ * is not a record of a schema_version <= ours is an error naming the line number.
+ * Unknown keys become extras (numbers, null as NaN, or strings; anything else is an
+ * error). */
+int io_metrics_parse(const char *text, size_t len, io_metrics_log *out, char err[IO_ERRLEN]);
+int io_metrics_read(const char *path, io_metrics_log *out, char err[IO_ERRLEN]);
+void io_metrics_log_free(io_metrics_log *log);
 
 #endif

@@ -399,3 +399,26 @@ int io_split_leakage(const io_corpus *c, const io_split *s, io_leakage *out, cha
     free(in_train);
     return 0;
 }
+
+/* ------------------------------------------------------------ --limit */
+
+static int cmp_u32(const void *pa, const void *pb) {
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    return (a > b) - (a < b);
+}
+
+/* Keep a seeded random k of the n rows (a plain prefix would be all positives:
+ * the hf view lists DRUG-AE.rel first), still ascending. */
+static size_t keep_random(uint32_t *rows, size_t n, size_t k, rng *r) {
+    if (k >= n) return n;
+    shuffle(rows, n, r);
+    qsort(rows, k, sizeof *rows, cmp_u32);
+    return k;
+}
+
+void io_split_limit(io_split *s, size_t max_train, size_t max_eval, uint64_t seed) {
+    rng r = rng_make(seed, 0x4C494D4954ull); /* its own stream: the split itself is unchanged */
+    s->n_train = keep_random(s->train, s->n_train, max_train, &r);
+    s->n_val = keep_random(s->val, s->n_val, max_eval, &r);
+    s->n_test = keep_random(s->test, s->n_test, max_eval, &r);
+}
