@@ -264,4 +264,96 @@ int io_metrics_parse(const char *text, size_t len, io_metrics_log *out, char err
 int io_metrics_read(const char *path, io_metrics_log *out, char err[IO_ERRLEN]);
 void io_metrics_log_free(io_metrics_log *log);
 
+/* ------------------------------------------- model config and safetensors */
+/* (declared by the model issue: config.json parsing, presets, safetensors reader) */
+
+/* The subset of a Hugging Face BertConfig that adebert implements. */
+typedef struct {
+    int64_t vocab_size;
+    int64_t hidden_size;
+    int64_t num_hidden_layers;
+    int64_t num_attention_heads;
+    int64_t intermediate_size;
+    int64_t max_position_embeddings;
+    int64_t type_vocab_size;
+    int64_t num_labels;        /* from num_labels, or the size of id2label; default 2 */
+    int64_t pad_token_id;      /* default 0 */
+    double layer_norm_eps;     /* default 1e-12 */
+    double hidden_dropout_prob;
+    double attention_probs_dropout_prob;
+    double classifier_dropout; /* < 0: null in config.json => hidden_dropout_prob */
+} io_model_config;
+
+/* Upper bound on parameters adebert accepts from any config (~8 G fp32 values):
+ * larger is rejected by validation before anything is allocated. */
+#define IO_MODEL_MAX_PARAMS ((int64_t)2 << 30)
+
+/* Presets: "tiny" (2x64, 2 heads, 37 FFN; for tests), "minilm" (6x384, 12 heads,
+ * 1536), "base" (12x768, 12 heads, 3072). vocab_size 30522, 512 positions, 2 token
+ * types, 2 labels, dropout 0.1; the caller sets vocab_size from its vocab. */
+int io_config_preset(const char *name, io_model_config *out, char err[IO_ERRLEN]);
+
+/* Parse a config.json text / file. Absent keys take BertConfig's defaults. Rejects
+ * hidden_act other than "gelu", position_embedding_type other than "absolute",
+ * wrong JSON types, and anything io_config_validate rejects. */
+int io_config_parse(const char *json, size_t len, io_model_config *out, char err[IO_ERRLEN]);
+int io_config_load(const char *path, io_model_config *out, char err[IO_ERRLEN]);
+
+/* Sanity: every size > 0 and below fixed bounds, hidden % heads == 0, dropout
+ * probabilities in [0, 1), eps > 0, pad_token_id in [0, vocab), and the parameter
+ * count (computed in int64 with overflow checks) <= IO_MODEL_MAX_PARAMS. */
+int io_config_validate(const io_model_config *c, char err[IO_ERRLEN]);
+
+/* Number of fp32 parameters of BertForSequenceClassification for `c`
+ * (-1 when it overflows). */
+int64_t io_config_param_count(const io_model_config *c);
+
+/* A config.json text BertForSequenceClassification loads (malloc'd; NULL on OOM). */
+char *io_config_to_json(const io_model_config *c);
+
+/* Safetensors: 8-byte little-endian header length N, N bytes of JSON
+ * {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, data.
+ * The reader never trusts the header: N, every offset and every size are checked
+ * against the file size and against dtype x shape, and tensors may not overlap. */
+typedef enum {
+    IO_DT_F32 = 0, IO_DT_F16, IO_DT_BF16, IO_DT_F64, IO_DT_I64, IO_DT_I32, IO_DT_I16,
+    IO_DT_I8, IO_DT_U8, IO_DT_BOOL
+} io_dtype;
+
+#define IO_ST_MAX_DIMS 8
+
+typedef struct {
+    char *name;
+    io_dtype dtype;
+    int ndim;
+    int64_t shape[IO_ST_MAX_DIMS];
+    int64_t numel;
+    uint64_t begin, end; /* byte range inside the data section */
+} io_st_tensor;
+
+typedef struct {
+    size_t n;
+    io_st_tensor *tensors;  /* in header order */
+    const uint8_t *data;    /* the data section (inside `map`) */
+    uint64_t data_size;
+    void *map;              /* whole file (mmap, or a malloc'd copy) */
+    size_t map_size;
+    int mapped;             /* 1: munmap on free, 0: free() */
+} io_safetensors;
+
+int io_safetensors_open(const char *path, io_safetensors *out, char err[IO_ERRLEN]);
+/* Same checks on a buffer in memory (copied); used by tests and fuzzing. */
+int io_safetensors_parse(const void *buf, size_t len, io_safetensors *out, char err[IO_ERRLEN]);
+void io_safetensors_free(io_safetensors *st);
+const io_st_tensor *io_safetensors_find(const io_safetensors *st, const char *name);
+/* Convert F32/F16/BF16 to fp32 into dst[n]; n must equal numel. */
+int io_safetensors_read_f32(const io_safetensors *st, const io_st_tensor *t, float *dst, size_t n,
+                            char err[IO_ERRLEN]);
+
+/* Write F32 tensors (names[i], data[i] of shape shapes[i][0..ndims[i])) to `path`,
+ * via a temporary file renamed into place. */
+int io_safetensors_write_f32(const char *path, size_t n, const char *const *names,
+                             const float *const *data, const int *ndims,
+                             const int64_t (*shapes)[IO_ST_MAX_DIMS], char err[IO_ERRLEN]);
+
 #endif

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""PyTorch + Hugging Face peer of `adebert bench`: full training steps of
+BertForSequenceClassification (eager, train mode, dropout on), AdamW (same
+hyper-parameters as adebert), HF's dynamic padding to the longest sequence of the
+batch, the same batch composition (--lengths from `adebert bench --print-lengths`).
+
+  python3 bench/bench_model_torch.py --model minilm --lengths 32,29,... [--steps 3] [--threads 2] [--json]
+
+Environment used for the committed results: Debian python3-torch 1.13.1 (apt) +
+pip transformers==4.36.2 (see tests/reference/gen_model_reference.py). Run it
+with OMP_WAIT_POLICY=PASSIVE (its best configuration here: it keeps its OpenMP
+workers from spinning against OpenBLAS's own threads); the driver does.
+"""
+import argparse
+import json
+import resource
+import time
+
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+PRESETS = {
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37),
+    "minilm": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="base", choices=sorted(PRESETS))
+    ap.add_argument("--lengths", required=True, help="comma-separated sequence lengths (the batch)")
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(42)
+    lens = [int(x) for x in a.lengths.split(",")]
+    cfg = BertConfig(vocab_size=30522, max_position_embeddings=512, type_vocab_size=2, num_labels=2,
+                     **PRESETS[a.model])
+    model = BertForSequenceClassification(cfg)
+    model.train()
+    no_decay = ["bias", "LayerNorm.weight"]
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)], "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=2e-5, eps=1e-8)
+    B, Lm = len(lens), max(lens)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, cfg.vocab_size, (B, Lm), generator=g)
+    mask = torch.zeros(B, Lm, dtype=torch.long)
+    for i, n in enumerate(lens):
+        mask[i, :n] = 1
+    ids = ids * mask  # [PAD] = 0 beyond each length: dynamic padding to the longest
+    labels = torch.tensor([i % 2 for i in range(B)])
+    times = []
+    for step in range(a.warmup + a.steps):
+        t0 = time.perf_counter()
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    med = times[len(times) // 2]
+    tokens = sum(lens)
+    H, I, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    flops = 3 * (2 * L * (4 * H * H + 2 * H * I) * tokens + L * 4 * sum(n * n for n in lens) * H
+                 + 2 * B * (H * H + 2 * H))  # same count as nn_model_train_flops (real tokens)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    r = dict(side="pytorch", model=a.model, batch_size=B, tokens_per_step=tokens, padded_tokens=B * Lm,
+             steps=a.steps, warmup=a.warmup, ms_per_step=med * 1e3, ms_min=times[0] * 1e3, ms_max=times[-1] * 1e3,
+             tokens_per_s=tokens / med, gflops=flops / med * 1e-9, peak_rss_mb=rss,
+             threads=torch.get_num_threads(), torch=torch.__version__, final_loss=out.loss.item())
+    if a.json:
+        print(json.dumps(r))
+    else:
+        print(f"pytorch {a.model}: {r['ms_per_step']:.1f} ms/step, {r['tokens_per_s']:.0f} tokens/s, "
+              f"{r['gflops']:.1f} GFLOP/s, peak RSS {rss:.0f} MiB, {r['threads']} threads")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+/* nn backend interface: the only way model code touches memory and arithmetic.
+ *
+ * A backend is a vtable plus its state (CPU: thread settings; CUDA: device,
+ * stream, cuBLAS handle, workspace). Every pointer argument named as a tensor is
+ * a DEVICE pointer of that backend (host memory for the CPU backend), obtained
+ * from ->alloc. Index arrays (token ids, offsets, sample ids) are device arrays
+ * too. Shapes are row-major; sizes are int64_t; ops are asynchronous on the
+ * backend's stream unless stated (->sync waits).
+ *
+ * Accumulating ops (named *_acc or documented "+=") add into their output, so
+ * gradients can accumulate over micro-batches; every other op overwrites.
+ * The per-op test harness (tests/test_nn_ops.c) runs against any backend
+ * through this table alone. */
+#ifndef ADEBERT_NN_BACKEND_H
+#define ADEBERT_NN_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nn_backend nn_backend;
+
+/* Key of the counter-based dropout generator for one (seed, epoch). The mask of
+ * an element depends only on (key, sample id, site, position, element). */
+typedef struct {
+    uint32_t k0, k1;
+} nn_rng_key;
+
+/* Dropout over a [rows, cols] matrix whose row r belongs to sample row_sample[r]
+ * at position row_pos[r] of its sequence; element = column. */
+typedef struct {
+    float p;                      /* drop probability; 0 => identity */
+    nn_rng_key key;
+    uint32_t site;
+    const uint32_t *row_sample;   /* device, [rows] */
+    const int32_t *row_pos;       /* device, [rows] */
+} nn_dropout_desc;
+
+/* Per-sequence attention over a packed [T, 3H] Q|K|V matrix (columns: Q heads,
+ * then K heads, then V heads; head h uses columns h*dh .. h*dh+dh-1 of each). */
+typedef struct {
+    int64_t nseq, heads, head_dim;  /* H = heads * head_dim */
+    int64_t max_len;                /* longest sequence in the batch (host value) */
+    const int32_t *offsets;         /* device, [nseq + 1]: tokens of seq s are offsets[s]..offsets[s+1]-1 */
+    const int64_t *prob_off;        /* device, [nseq]: start of seq s's [heads, L, L] probabilities */
+    float scale;                    /* 1/sqrt(head_dim) */
+    /* attention-probability dropout: element (h, i, j) of sample seq_sample[s]
+     * uses position i and element h * elem_stride + j */
+    float p;
+    nn_rng_key key;
+    uint32_t site;
+    const uint32_t *seq_sample;     /* device, [nseq] */
+    int64_t elem_stride;            /* max_position_embeddings: independent of the batch */
+} nn_attn_desc;
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    float one_minus_beta1, one_minus_beta2; /* computed in double, as torch does */
+    float step_size;   /* lr / (1 - beta1^t) */
+    float bc2_sqrt;    /* sqrt(1 - beta2^t) */
+    float grad_scale;  /* gradient multiplier (clipping); 1 = none */
+} nn_adamw_args;
+
+typedef struct nn_backend_ops {
+    const char *name;
+    /* ---- memory */
+    void *(*alloc)(nn_backend *b, size_t bytes);            /* zeroed; NULL on failure */
+    void (*free)(nn_backend *b, void *p);
+    void (*upload)(nn_backend *b, void *dst, const void *src_host, size_t bytes);
+    void (*download)(nn_backend *b, void *dst_host, const void *src, size_t bytes);
+    void (*copy)(nn_backend *b, void *dst, const void *src, size_t bytes);
+    void (*zero)(nn_backend *b, void *dst, size_t bytes);
+    void (*sync)(nn_backend *b);
+    /* ---- dense algebra: C = alpha op(A) op(B) + beta C, row-major */
+    void (*gemm)(nn_backend *b, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+    void (*bias_add)(nn_backend *b, float *y, const float *bias, int64_t rows, int64_t cols);
+    void (*bias_grad_acc)(nn_backend *b, float *dbias, const float *dy, int64_t rows, int64_t cols); /* += column sums */
+    void (*add)(nn_backend *b, float *y, const float *x, int64_t n);                                  /* y += x */
+    /* ---- embeddings: out[t] = W[ids[t]] + P[pos[t]] + Tt[types[t]] */
+    void (*embed_fwd)(nn_backend *b, float *out, const int32_t *ids, const int32_t *pos, const int32_t *types,
+                      const float *W, const float *P, const float *Tt, int64_t T, int64_t H);
+    /* rows of token pad_id get no word-embedding gradient (nn.Embedding padding_idx) */
+    void (*embed_bwd_acc)(nn_backend *b, float *dW, float *dP, float *dTt, const float *dout, const int32_t *ids,
+                          const int32_t *pos, const int32_t *types, int32_t pad_id, int64_t T, int64_t H);
+    /* ---- LayerNorm over rows; mean/rstd saved for backward */
+    void (*layernorm_fwd)(nn_backend *b, float *y, float *mean, float *rstd, const float *x, const float *g,
+                          const float *beta, int64_t rows, int64_t cols, float eps);
+    /* dx = overwritten; dg, dbeta += */
+    void (*layernorm_bwd)(nn_backend *b, float *dx, float *dg, float *dbeta, const float *dy, const float *x,
+                          const float *mean, const float *rstd, const float *g, int64_t rows, int64_t cols);
+    /* ---- pointwise */
+    void (*gelu_fwd)(nn_backend *b, float *y, const float *x, int64_t n);                  /* exact erf GELU */
+    void (*gelu_bwd)(nn_backend *b, float *dx, const float *dy, const float *x, int64_t n); /* dx may alias dy */
+    /* y = gelu(x) and dydx = gelu'(x) in one pass (dydx may alias x): the model keeps
+     * the derivative instead of the pre-activation, so backward is one multiply */
+    void (*gelu_fwd_deriv)(nn_backend *b, float *y, float *dydx, const float *x, int64_t n);
+    void (*mul)(nn_backend *b, float *y, const float *x, int64_t n); /* y *= x */
+    void (*tanh_fwd)(nn_backend *b, float *y, const float *x, int64_t n);
+    void (*tanh_bwd)(nn_backend *b, float *dx, const float *dy, const float *y, int64_t n); /* y = tanh output */
+    /* x *= mask / (1 - p), in place; the same call is its own backward */
+    void (*dropout)(nn_backend *b, float *x, int64_t rows, int64_t cols, const nn_dropout_desc *d);
+    /* ---- rows: out[i] = in[idx[i]] ; out[idx[i]] += in[i] */
+    void (*gather_rows)(nn_backend *b, float *out, const float *in, const int32_t *idx, int64_t n, int64_t cols);
+    void (*scatter_rows_acc)(nn_backend *b, float *out, const float *in, const int32_t *idx, int64_t n,
+                             int64_t cols);
+    /* ---- attention: probs [sum_s heads*L_s^2] (pre-dropout softmax), ctx [T, H] */
+    void (*attention_fwd)(nn_backend *b, const nn_attn_desc *d, const float *qkv, float *probs, float *ctx);
+    /* dqkv [T, 3H] overwritten */
+    void (*attention_bwd)(nn_backend *b, const nn_attn_desc *d, const float *qkv, const float *probs,
+                          const float *dctx, float *dqkv);
+    /* ---- softmax cross-entropy over [n, c] logits.
+     * loss[0] = sum_i w[y_i] * nll_i * inv_denom (w = 1 when weights NULL);
+     * dlogits = w[y_i] * (softmax_i - onehot_i) * inv_denom. */
+    void (*xent)(nn_backend *b, const float *logits, const int32_t *labels, const float *class_weights, int64_t n,
+                 int64_t c, float inv_denom, float *loss, float *dlogits);
+    /* ---- optimizer: returns sum of squares (host double; synchronises) */
+    double (*sumsq)(nn_backend *b, const float *x, int64_t n);
+    void (*scale)(nn_backend *b, float *x, int64_t n, float alpha);
+    /* torch.optim.AdamW on n elements */
+    void (*adamw)(nn_backend *b, float *p, const float *g, float *m, float *v, int64_t n, const nn_adamw_args *a);
+    /* ---- lifetime */
+    void (*destroy)(nn_backend *b);
+} nn_backend_ops;
+
+struct nn_backend {
+    const nn_backend_ops *ops;
+    void *impl;
+};
+
+/* The CPU reference backend (fp32, the GEMM provider chosen at build time,
+ * OpenMP threads = omp_get_max_threads() unless threads > 0). */
+int nn_backend_cpu_create(nn_backend **out, int threads, char *err, size_t errlen);
+void nn_backend_destroy(nn_backend *b);
+
+/* "dnnl", "blis" or "openblas": what the CPU backend's gemm calls. */
+const char *nn_cpu_blas_name(void);
+
+/* Philox4x32-10 bits of one dropout element, and the derived keep decision; the
+ * same function every backend implements (tests and the reference generator
+ * recompute masks with it). */
+nn_rng_key nn_rng_key_make(uint64_t seed, uint32_t epoch);
+uint32_t nn_rng_bits(nn_rng_key key, uint32_t sample, uint32_t site, uint32_t pos, uint32_t elem);
+static inline int nn_rng_keep(uint32_t bits, float p)
+{
+    /* 24-bit uniform in [0, 1): keep when u >= p (drop with probability p) */
+    return (float)(bits >> 8) * (1.0f / 16777216.0f) >= p;
+}
+
+#endif

@@ -1,0 +1,105 @@
+/* Shared helpers of the tests/test_nn_*.c programs (header-only: every
+ * test_*.c is its own executable). */
+#ifndef ADEBERT_TESTS_NN_TEST_UTIL_H
+#define ADEBERT_TESTS_NN_TEST_UTIL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+/* deterministic test randomness */
+typedef struct {
+    uint64_t s;
+} trng;
+
+static inline uint64_t trng_next(trng *r)
+{
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline double trng_uniform(trng *r) /* [-1, 1) */
+{
+    return (double)(trng_next(r) >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+
+static inline void trng_fill(trng *r, double *x, size_t n, double scale)
+{
+    for (size_t i = 0; i < n; i++) x[i] = scale * trng_uniform(r);
+}
+
+/* The backend under test: ADEBERT_TEST_BACKEND=cpu (default) or cuda (later). */
+static inline nn_backend *test_backend(void)
+{
+    char err[256];
+    nn_backend *b = NULL;
+    const char *want = getenv("ADEBERT_TEST_BACKEND");
+    if (want && strcmp(want, "cpu") != 0) {
+        fprintf(stderr, "backend %s not available in this build\n", want);
+        return NULL;
+    }
+    if (nn_backend_cpu_create(&b, 0, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return NULL;
+    }
+    return b;
+}
+
+/* device buffer from doubles (converted to float) */
+static inline float *dev_from(nn_backend *b, const double *x, size_t n)
+{
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = (float)x[i];
+    float *d = b->ops->alloc(b, (n ? n : 1) * sizeof *d);
+    b->ops->upload(b, d, h, n * sizeof *d);
+    b->ops->sync(b);
+    free(h);
+    return d;
+}
+
+static inline void *dev_bytes(nn_backend *b, const void *x, size_t bytes)
+{
+    void *d = b->ops->alloc(b, bytes ? bytes : 1);
+    if (bytes) b->ops->upload(b, d, x, bytes);
+    b->ops->sync(b);
+    return d;
+}
+
+/* host doubles from a device float buffer */
+static inline double *host_of(nn_backend *b, const float *d, size_t n)
+{
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    b->ops->download(b, h, d, n * sizeof *h);
+    b->ops->sync(b);
+    double *x = malloc((n ? n : 1) * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = h[i];
+    free(h);
+    return x;
+}
+
+/* ||a - ref|| / max(||ref||, tiny) */
+static inline double rel_err(const double *a, const double *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += (a[i] - ref[i]) * (a[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return sqrt(num) / (sqrt(den) > 1e-30 ? sqrt(den) : 1e-30);
+}
+
+static inline double max_abs_diff(const double *a, const double *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(a[i] - b[i]) > m) m = fabs(a[i] - b[i]);
+    return m;
+}
+
+#endif
