@@ -27,7 +27,7 @@ t_start=$(date +%s)
 
 {
   echo "date: $(date -u +%FT%TZ)"
-  echo "git: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "git: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "${ADEBERT_GIT_REV:-unknown}")"
   nvidia-smi 2>&1 || echo "nvidia-smi: not available"
   python3 -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__)" 2>&1
 } >"$logdir/env.txt"
@@ -49,7 +49,8 @@ peer=(python3 "$root/bench/gpu/peer_hf.py")
 if ! python3 -c "import torch, transformers" 2>/dev/null; then
   row "peer (PyTorch + HF)" "SKIPPED: torch/transformers not importable here"
 elif [ "$gpu" -eq 1 ]; then
-  timeout 420 "${peer[@]}" --device cuda --steps 50 --warmup 10 >"$logdir/peer.jsonl" 2>"$logdir/peer.log" \
+  timeout 420 "${peer[@]}" --device cuda --steps 50 --warmup 10 ${ADEBERT_PEER_MODES:+--modes "$ADEBERT_PEER_MODES"} \
+    >"$logdir/peer.jsonl" 2>"$logdir/peer.log" \
     || row "peer (PyTorch + HF)" "FAILED (exit $?; see peer.log)"
 else
   timeout 300 "${peer[@]}" --device cpu --tiny --steps 2 --warmup 1 --modes eager >"$logdir/peer.jsonl" 2>"$logdir/peer.log" \

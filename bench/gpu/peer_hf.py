@@ -28,6 +28,8 @@ def main():
     ap.add_argument("--tiny", action="store_true", help="2x64 model (dry runs on CPU)")
     ap.add_argument("--length-histogram", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ade-lengths.json"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-warm-widths", dest="warm_widths", action="store_false",
+                    help="do not warm up every padded width of the ADE lengths")
     a = ap.parse_args()
 
     import torch
@@ -47,13 +49,16 @@ def main():
     hist = json.load(open(a.length_histogram))["histogram"]  # [[length, count], ...]
     lens, weights = [int(l) for l, _ in hist], [int(c) for _, c in hist]
 
-    def make_batches(kind, n):
+    def make_batches(kind, n, widths=()):
         out = []
-        for _ in range(n):
+        for i in range(n + len(widths)):
             if kind == "fixed":
                 ls = [a.seq_len] * a.batch_size
             else:
                 ls = [min(l, a.seq_len) for l in rng.choices(lens, weights, k=a.batch_size)]
+                if i < len(widths):  # warm-up: one batch padded to each width
+                    ls = [min(l, widths[i]) for l in ls]
+                    ls[0] = widths[i]
             width = max(ls)
             ids = torch.randint(1000, cfg.vocab_size, (a.batch_size, width))
             mask = torch.zeros(a.batch_size, width, dtype=torch.long)
@@ -67,8 +72,8 @@ def main():
     results = []
     for mode in a.modes.split(","):
         model = BertForSequenceClassification(cfg).to(dev).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01,
-                                fused=(a.device == "cuda"))
+        fused = {"fused": True} if a.device == "cuda" else {}  # fused AdamW is CUDA-only (torch >= 2.0)
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, **fused)
         fwd = torch.compile(model, dynamic=True) if mode == "compile" else model
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if a.device == "cuda" else torch.autocast("cpu", enabled=False)
 
@@ -87,7 +92,11 @@ def main():
                 torch.cuda.synchronize()
 
         for kind in a.lengths.split(","):
-            warm = make_batches(kind, a.warmup)
+            # Eager PyTorch pays a first-time cost (kernel selection, allocator growth)
+            # for every new padded width; a long run has seen them all, so the
+            # warm-up visits each width once (--no-warm-widths: only a.warmup steps).
+            widths = sorted({min(l, a.seq_len) for l in lens}) if kind == "ade" and a.warm_widths else ()
+            warm = make_batches(kind, a.warmup, widths)
             timed = make_batches(kind, a.steps)
             t0 = time.perf_counter()
             for b in warm:
@@ -108,7 +117,7 @@ def main():
                 "model": "tiny" if a.tiny else "base", "batch_size": a.batch_size, "steps": a.steps,
                 "ms_per_step": 1000 * dt / a.steps, "tokens_per_s": real / dt,
                 "padded_tokens_per_s": padded / dt, "sequences_per_s": a.batch_size * a.steps / dt,
-                "padding_fraction": 1 - real / padded, "warmup_s": warm_s,
+                "padding_fraction": 1 - real / padded, "warmup_s": warm_s, "warmup_steps": len(warm),
                 # warm-up of a compiled model = compilation (first shapes) + warm-up steps
                 "compile_s": warm_s if mode == "compile" else None, "final_loss": float(loss),
                 "peak_mem_mb": (torch.cuda.max_memory_allocated() / 2**20) if a.device == "cuda" else None,
