@@ -103,3 +103,146 @@ const char *dist_describe(const dist_comm *c, char *buf, size_t len)
              (lv >= 0 && lv <= 3) ? levels[lv] : "?", c->size, c->size == 1 ? "" : "s", c->local_size);
     return buf;
 }
+
+/* MPI counts are int: large buffers go in chunks. */
+#define CHUNK ((size_t)1 << 30)
+
+int dist_allreduce_sum_f32(dist_comm *c, float *buf, size_t n, char err[DIST_ERRLEN])
+{
+    comm_mpi *m = c->impl;
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_FLOAT, MPI_SUM, m->world));
+    }
+    return 0;
+}
+
+int dist_allreduce_sum_f64(dist_comm *c, double *buf, size_t n, char err[DIST_ERRLEN])
+{
+    comm_mpi *m = c->impl;
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_DOUBLE, MPI_SUM, m->world));
+    }
+    return 0;
+}
+
+int dist_allreduce_max_i64(dist_comm *c, int64_t *buf, size_t n, char err[DIST_ERRLEN])
+{
+    comm_mpi *m = c->impl;
+    MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_INT64_T, MPI_MAX, m->world));
+    return 0;
+}
+
+int dist_gather_f64(dist_comm *c, const double *send, size_t count, double *recv, size_t recv_cap,
+                    char err[DIST_ERRLEN])
+{
+    comm_mpi *m = c->impl;
+    int mine = (int)count;
+    int *counts = NULL, *displs = NULL;
+    if (c->rank == 0) {
+        counts = calloc((size_t)c->size, sizeof *counts);
+        displs = calloc((size_t)c->size, sizeof *displs);
+        if (!counts || !displs) {
+            free(counts);
+            free(displs);
+            snprintf(err, DIST_ERRLEN, "out of memory");
+            return -1;
+        }
+    }
+    int rc = MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, m->world);
+    size_t total = 0;
+    if (rc == MPI_SUCCESS && c->rank == 0) {
+        for (int r = 0; r < c->size; r++) {
+            displs[r] = (int)total;
+            total += (size_t)counts[r];
+        }
+    }
+    /* Every rank learns whether rank 0 can take it all, so none is left waiting. */
+    int64_t too_big = (c->rank == 0 && total > recv_cap);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Bcast(&too_big, 1, MPI_INT64_T, 0, m->world);
+    if (rc == MPI_SUCCESS && !too_big)
+        rc = MPI_Gatherv(send, mine, MPI_DOUBLE, recv, counts, displs, MPI_DOUBLE, 0, m->world);
+    free(counts);
+    free(displs);
+    if (rc != MPI_SUCCESS) {
+        snprintf(err, DIST_ERRLEN, "MPI_Gatherv of scores failed");
+        return -1;
+    }
+    if (too_big) {
+        snprintf(err, DIST_ERRLEN, "dist_gather_f64: gathered values exceed the buffer (%zu)", recv_cap);
+        return -1;
+    }
+    return 0;
+}
+
+int dist_bcast_bytes(dist_comm *c, void *buf, size_t n, char err[DIST_ERRLEN])
+{
+    comm_mpi *m = c->impl;
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        MPI_TRY(MPI_Bcast((char *)buf + i, (int)k, MPI_BYTE, 0, m->world));
+    }
+    return 0;
+}
+
+struct dist_reducer {
+    comm_mpi *m;
+    MPI_Request *req;
+    size_t n, cap;
+};
+
+int dist_reducer_create(dist_reducer **out, dist_comm *c, size_t max_buckets, char err[DIST_ERRLEN])
+{
+    dist_reducer *r = calloc(1, sizeof *r);
+    if (r)
+        r->req = calloc(max_buckets ? max_buckets : 1, sizeof *r->req);
+    if (!r || !r->req) {
+        free(r);
+        snprintf(err, DIST_ERRLEN, "out of memory");
+        return -1;
+    }
+    r->m = c->impl;
+    r->cap = max_buckets ? max_buckets : 1;
+    *out = r;
+    return 0;
+}
+
+void dist_reducer_free(dist_reducer *r)
+{
+    if (!r)
+        return;
+    free(r->req);
+    free(r);
+}
+
+int dist_reducer_start(dist_reducer *r, float *buf, size_t n, char err[DIST_ERRLEN])
+{
+    if (r->n == r->cap || n > (size_t)INT32_MAX) {
+        snprintf(err, DIST_ERRLEN, "dist_reducer_start: too many buckets (%zu) or bucket too large", r->n);
+        return -1;
+    }
+    MPI_TRY(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, r->m->world, &r->req[r->n]));
+    r->n++;
+    return 0;
+}
+
+int dist_reducer_progress(dist_reducer *r, char err[DIST_ERRLEN])
+{
+    int done = 0;
+    if (r->n)
+        MPI_TRY(MPI_Testall((int)r->n, r->req, &done, MPI_STATUSES_IGNORE));
+    return 0;
+}
+
+int dist_reducer_wait(dist_reducer *r, double *wait_s, char err[DIST_ERRLEN])
+{
+    double t0 = MPI_Wtime();
+    if (r->n)
+        MPI_TRY(MPI_Waitall((int)r->n, r->req, MPI_STATUSES_IGNORE));
+    r->n = 0;
+    if (wait_s)
+        *wait_s = MPI_Wtime() - t0;
+    return 0;
+}

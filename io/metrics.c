@@ -486,7 +486,7 @@ static int parse_record(const cJSON *o, io_metrics_record *r, size_t lineno, cha
 {
     memset(r, 0, sizeof *r);
     if (!cJSON_IsObject(o)) return fail(err, "metrics line %zu: not a JSON object", lineno);
-    int64_t ver;
+    int64_t ver = 0;
     if (get_i64(o, "schema_version", &ver, lineno, err)) return -1;
     if (ver < 1 || ver > IO_METRICS_SCHEMA_VERSION)
         return fail(err, "metrics line %zu: schema_version %" PRId64 " (this build reads 1..%d)", lineno, ver,

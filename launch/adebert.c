@@ -21,9 +21,11 @@ static const char *const usage =
     "commands:\n"
     "  data stats   corpus rows, split sizes, token lengths and train/test leakage\n"
     "  tokenize     BERT WordPiece: text lines on stdin -> token ids on stdout\n"
+    "  train        fine-tune a BERT classifier, data-parallel over MPI ranks, per-epoch F1\n"
+    "  bench        time training steps (ms/step, tokens/s, GFLOP/s, peak memory)\n"
     "  version      version and build configuration (CUDA, MPI, HDF5, GPUs seen)\n"
     "\n"
-    "not built yet (tracked in the issues): train, eval, predict, import, export, bench\n"
+    "not built yet (tracked in the issues): eval, predict, import, export\n"
     "\n"
     "The ADE corpus is read from --data DIR, else $ADEBERT_DATA, else\n"
     "  " ADEBERT_DEFAULT_DATA "\n"
@@ -65,7 +67,7 @@ static int cmd_version(void)
     return CLI_OK;
 }
 
-static const char *const planned[] = {"train", "eval", "predict", "import", "export", "bench"};
+static const char *const planned[] = {"eval", "predict", "import", "export"};
 
 int main(int argc, char **argv)
 {
@@ -84,6 +86,10 @@ int main(int argc, char **argv)
         return cmd_data(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize"))
         return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof planned / sizeof *planned; i++)
         if (!strcmp(cmd, planned[i])) {
             cli_error(NULL, "'%s' is not built yet in this version (see the project's issues)", cmd);

@@ -4,5 +4,7 @@
 
 int cmd_data(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -10,7 +10,9 @@ PKGS=(
   libutf8proc-dev libcjson-dev zlib1g-dev libcmocka-dev
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
-  libdnnl-dev libblis-dev libopenblas-dev
+  gnuplot-nox
+  libdnnl-dev libblis-openmp-dev libopenblas-dev
+  slurm-wlm munge  # tests/slurm: a single-node Slurm 22.05 cluster (srun --mpi=pmix)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -2,7 +2,8 @@
 # Builds adebert three ways and runs the whole test suite:
 #   1. the full build (CUDA when nvcc is found, MPI, HDF5): every ctest test;
 #   2. ASan + UBSan over the CPU paths (CUDA off): every ctest test again;
-#   3. the minimal build a bare GPU host makes (no MPI, no HDF5): builds and runs.
+#   3. the minimal build a bare GPU host makes (no MPI, no HDF5, no CUDA): every
+#      test that needs no MPI.
 # Tests that need the corpus read ../shared/data (ADEBERT_DATA_DIR=... to point
 # elsewhere) and fail when it is missing. GPU tests, where present, are skipped
 # (and counted as skipped) on machines without a GPU.
@@ -35,7 +36,7 @@ cmake --build build -j "$jobs"
 run_ctest build full
 
 echo "== 2/3 ASan + UBSan build (CPU paths) =="
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DADEBERT_SANITIZE=ON -DADEBERT_CUDA=OFF \
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DADEBERT_SANITIZE=ON -DADEBERT_CUDA=OFF \
   "${data_args[@]}"
 cmake --build build-asan -j "$jobs"
 # Open MPI's allocations that live until exit are suppressed (tests/lsan.supp); they
@@ -47,10 +48,11 @@ LSAN_OPTIONS=suppressions="$root/tests/lsan.supp":print_suppressions=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_ctest build-asan asan
 
-echo "== 3/3 minimal build (ADEBERT_MPI=OFF ADEBERT_HDF5=OFF) =="
+echo "== 3/3 minimal build (ADEBERT_MPI=OFF ADEBERT_HDF5=OFF, CUDA off: a bare host) =="
 cmake -S . -B build-min -G Ninja -DCMAKE_BUILD_TYPE=Release -DADEBERT_MPI=OFF -DADEBERT_HDF5=OFF \
-  "${data_args[@]}"
-cmake --build build-min -j "$jobs" --target adebert
+  -DADEBERT_CUDA=OFF "${data_args[@]}"
+cmake --build build-min -j "$jobs"
+run_ctest build-min minimal
 if build-min/adebert version | grep -q "single rank (built without MPI)"; then
   passed=$((passed + 1)); echo "minimal build: adebert version reports one rank, no HDF5"
 else

@@ -15,4 +15,12 @@ ADEBERT_CORPUS_URL="file://$TMP/badmirror" bash "$SCRIPT" "$TMP/bad" >"$TMP/log"
 rc=$?
 [ $rc -ne 0 ] && grep -q "wrong sha256" "$TMP/log" && pass "a corrupted file is refused" || fail "a corrupted file is refused (rc $rc)"
 [ ! -e "$TMP/bad/DRUG-AE.rel" ] && [ -z "$(ls -A "$TMP/bad")" ] && pass "nothing installed after a failed fetch" || fail "nothing installed after a failed fetch: $(ls -A "$TMP/bad")"
+# The vocab fetcher shares the same code path.
+mkdir -p "$TMP/vmirror"
+cp "$CASED_VOCAB" "$TMP/vmirror/vocab.txt"
+ADEBERT_VOCAB_URL="file://$TMP/vmirror" bash "$ADEBERT_SOURCE_DIR/io/fetch-vocab.sh" "$TMP/v" >"$TMP/log" 2>&1 \
+  && cmp -s "$TMP/v/vocab.txt" "$CASED_VOCAB" && pass "fetch-vocab from a good mirror" || fail "fetch-vocab: $(cat "$TMP/log")"
+cp "$UNCASED_VOCAB" "$TMP/vmirror/vocab.txt"
+ADEBERT_VOCAB_URL="file://$TMP/vmirror" bash "$ADEBERT_SOURCE_DIR/io/fetch-vocab.sh" "$TMP/v2" >"$TMP/log" 2>&1 \
+  && fail "fetch-vocab refuses the wrong file" || pass "fetch-vocab refuses the wrong file"
 finish

@@ -10,7 +10,7 @@ expect_exit 0 "tokenize --help" -- "$BIN" tokenize --help
 expect_exit 0 "version" -- "$BIN" version
 expect_exit 2 "no command" -- "$BIN"
 expect_exit 2 "unknown command" -- "$BIN" frobnicate
-expect_exit 2 "planned command is refused, not faked" -- "$BIN" train
+expect_exit 2 "planned command is refused, not faked" -- "$BIN" eval
 expect_exit 2 "data without subcommand" -- "$BIN" data
 expect_exit 2 "data unknown subcommand" -- "$BIN" data plot
 expect_exit 2 "unknown option" -- "$BIN" data stats --bogus
@@ -29,4 +29,16 @@ expect_exit 2 "tokenize max len 1" -- "$BIN" tokenize --vocab x --max-seq-len 1
 expect_exit 1 "tokenize missing vocab file" -- "$BIN" tokenize --vocab "$TMP/none.txt" --cased
 expect_exit 1 "stats on a missing corpus" -- "$BIN" data stats --data "$TMP/nowhere"
 grep -q "fetch-ade-corpus" "$TMP/err" && pass "missing corpus error points at the fetch script" || fail "missing corpus error points at the fetch script"
+expect_exit 0 "bench --help" -- "$BIN" bench --help
+expect_exit 0 "train --help" -- "$BIN" train --help
+grep -q -- "--batch-size B" "$TMP/out" && grep -q "GLOBAL batch" "$TMP/out" && pass "train --help documents the global batch" \
+  || fail "train --help documents the global batch"
+expect_exit 2 "bench: zero steps" -- "$BIN" bench --steps 0
+expect_exit 2 "bench: unknown lengths" -- "$BIN" bench --lengths uniform
+expect_exit 2 "bench: cuda not built" -- "$BIN" bench --device cuda
+expect_exit 2 "bench: unknown preset" -- "$BIN" bench --model huge
+# a real (tiny) measurement, as JSON with the documented keys
+"$BIN" bench --model tiny --batch-size 4 --seq-len 16 --steps 2 --json >"$TMP/b.json" 2>"$TMP/b.err" \
+  && python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if all(j[k] > 0 for k in ('ms_per_step','tokens_per_s','gflops','peak_rss_mb')) and j['tokens_per_step'] == 64 else 1)" "$TMP/b.json" \
+  && pass "bench --json reports ms_per_step, tokens_per_s, gflops, peak_rss_mb" || fail "bench --json: $(cat "$TMP/b.json" "$TMP/b.err")"
 finish

@@ -1,0 +1,860 @@
+/* adebert train: the data-parallel training loop.
+ *
+ * Every rank loads and tokenizes the corpus, computes the same split and the same
+ * epoch order from (seed, epoch) without communicating, and takes its share of
+ * each global batch. Losses are divided by the GLOBAL normaliser, gradients are
+ * SUM-reduced, so N ranks give the 1-rank result (DESIGN.md). Rank 0 alone
+ * prints and writes files. */
+#include "dist/dist.h"
+#include "dist/sampler.h"
+#include "io/io.h"
+#include "launch/cli.h"
+#include "launch/commands.h"
+#include "launch/train_opts.h"
+#include "nn/nn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ERRLEN 512
+
+/* Set by SIGTERM/SIGUSR1 (Slurm's warning before preemption). The only state a
+ * signal handler can touch is a global of this type. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Everything one run holds; freed by run_free whatever happened. */
+typedef struct {
+    train_opts o;
+    dist_comm comm;
+    int comm_up;
+    io_corpus corpus;
+    io_split split;
+    io_vocab *vocab;
+    io_tokenizer *tok;
+    io_tokens tokens;
+    nn_config cfg;
+    nn_backend *be;
+    nn_model *model;
+    nn_adamw *opt;
+    dist_reducer *reducer;
+    float class_w[2];
+    int use_class_w;
+    /* per-step scratch (host) */
+    int32_t *ids, *offsets, *labels;
+    uint32_t *sample_ids;
+    float *logits;
+    double *scores;       /* this rank's p(ADE) of an eval shard */
+    double *all_scores;   /* rank 0: a whole split */
+    FILE *sample_log;
+    FILE *step_log;
+    char run_dir[1024];
+    int64_t max_local;    /* most sequences one rank holds in a step */
+    size_t n_groups;      /* gradient buckets, in the order backward completes them */
+    size_t group_off[NN_MAX_GRAD_GROUPS], group_len[NN_MAX_GRAD_GROUPS];
+    int fail_rank;        /* --debug-fail-at; -1: none */
+    int64_t fail_step;
+} run;
+
+static void run_free(run *r)
+{
+    free(r->ids);
+    free(r->offsets);
+    free(r->labels);
+    free(r->sample_ids);
+    free(r->logits);
+    free(r->scores);
+    free(r->all_scores);
+    if (r->sample_log)
+        fclose(r->sample_log);
+    if (r->step_log)
+        fclose(r->step_log);
+    dist_reducer_free(r->reducer);
+    nn_adamw_free(r->opt);
+    nn_model_free(r->model);
+    if (r->be)
+        nn_backend_destroy(r->be);
+    io_tokens_free(&r->tokens);
+    io_tokenizer_free(r->tok);
+    io_vocab_free(r->vocab);
+    io_split_free(&r->split);
+    io_corpus_free(&r->corpus);
+}
+
+/* A failure on any rank ends the whole job at once, naming rank and host:
+ * a rank that merely exits leaves the others blocked in a collective. */
+static void die(run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void die(run *r, const char *fmt, ...)
+{
+    char msg[ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (r->comm_up && r->comm.size > 1)
+        dist_abort(&r->comm, 1, msg);
+    cli_error("train", "%s", msg);
+    exit(CLI_FAIL);
+}
+
+/* dir/name into dst; -1 when it does not fit (paths are bounded, never cut). */
+static int join_path(char *dst, size_t n, const char *dir, const char *name)
+{
+    int k = snprintf(dst, n, "%s/%s", dir, name);
+    return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ files */
+
+static int write_file_atomic(const char *dir, const char *name, const char *text, char *err, size_t errlen)
+{
+    char tmp[1200], dst[1200];
+    char dotted[300];
+    snprintf(dotted, sizeof dotted, ".%.280s.tmp", name);
+    if (join_path(dst, sizeof dst, dir, name) || join_path(tmp, sizeof tmp, dir, dotted)) {
+        snprintf(err, errlen, "%.400s: path too long", dir);
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, text + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(err, errlen, "%.400s: write failed: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, dst) != 0) {
+        snprintf(err, errlen, "%.400s: %s", dst, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* RUN_DIR is created 0700; an existing one is accepted only if it holds no run. */
+static int prepare_run_dir(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0700) != 0) {
+        if (errno != EEXIST) {
+            snprintf(err, errlen, "cannot create run directory %.400s: %s", dir, strerror(errno));
+            return -1;
+        }
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "--out %.400s exists and is not a directory", dir);
+            return -1;
+        }
+        char p[1200];
+        if (join_path(p, sizeof p, dir, IO_METRICS_FILE) == 0 && access(p, F_OK) == 0) {
+            snprintf(err, errlen, "%.400s already holds a run (metrics.jsonl); choose another --out", dir);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static char *command_line(int argc, char **argv)
+{
+    size_t n = 16;
+    for (int i = 0; i < argc; i++)
+        n += strlen(argv[i]) * 4 + 3;
+    char *s = malloc(n), *p = s;
+    if (!s)
+        return NULL;
+    p += sprintf(p, "adebert");
+    for (int i = 0; i < argc; i++) {
+        *p++ = ' ';
+        /* single-quote anything not plainly safe for a shell */
+        int plain = *argv[i] != '\0';
+        for (const char *c = argv[i]; *c; c++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./,:+@%", *c))
+                plain = 0;
+        if (plain) {
+            p += sprintf(p, "%s", argv[i]);
+            continue;
+        }
+        *p++ = '\'';
+        for (const char *c = argv[i]; *c; c++) {
+            if (*c == '\'')
+                p += sprintf(p, "'\\''");
+            else
+                *p++ = *c;
+        }
+        *p++ = '\'';
+    }
+    *p++ = '\n';
+    *p = '\0';
+    return s;
+}
+
+static void on_grad_ready(void *ctx, float *grad, size_t off, size_t len);
+
+/* ------------------------------------------------------------ setup */
+
+static void config_from_io(nn_config *n, const io_model_config *c)
+{
+    n->vocab_size = c->vocab_size;
+    n->hidden_size = c->hidden_size;
+    n->num_hidden_layers = c->num_hidden_layers;
+    n->num_attention_heads = c->num_attention_heads;
+    n->intermediate_size = c->intermediate_size;
+    n->max_position_embeddings = c->max_position_embeddings;
+    n->type_vocab_size = c->type_vocab_size;
+    n->num_labels = c->num_labels;
+    n->pad_token_id = c->pad_token_id;
+    n->layer_norm_eps = c->layer_norm_eps;
+    n->hidden_dropout_prob = c->hidden_dropout_prob;
+    n->attention_probs_dropout_prob = c->attention_probs_dropout_prob;
+    n->classifier_dropout = c->classifier_dropout;
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char p[1200];
+    return join_path(p, sizeof p, dir, name) == 0 && access(p, F_OK) == 0;
+}
+
+/* Architecture, vocab and casing from --model/--vocab/--lowercase|--cased. */
+static void setup_model_config(run *r)
+{
+    train_opts *o = &r->o;
+    char err[IO_ERRLEN];
+    io_model_config mc;
+    const char *m = o->model;
+    if (is_dir(m)) {
+        if (file_exists(m, "model.safetensors") || file_exists(m, "pytorch_model.bin"))
+            die(r, "--model %s holds weights; initialising from Hugging Face weights is not built yet "
+                   "(give its config.json to train from scratch)", m);
+        char p[1200];
+        if (join_path(p, sizeof p, m, "config.json"))
+            die(r, "--model: path too long");
+        if (io_config_load(p, &mc, err))
+            die(r, "%s", err);
+        if (!o->vocab[0]) {
+            if (snprintf(o->vocab, sizeof o->vocab, "%s/vocab.txt", m) >= (int)sizeof o->vocab)
+                die(r, "--model: path too long");
+            if (o->lowercase < 0)
+                die(r, "--model %s: give --lowercase or --cased (reading tokenizer_config.json is not built yet)",
+                    m);
+        }
+    } else if (strstr(m, ".json")) {
+        if (io_config_load(m, &mc, err))
+            die(r, "%s", err);
+    } else if (io_config_preset(m, &mc, err)) {
+        die(r, "--model: %s (presets: tiny, minilm, base; or a config.json / HF folder)", err);
+    }
+    if (!o->vocab[0])
+        die(r, "--vocab FILE is required with --model %s", m);
+    if (o->lowercase < 0)
+        die(r, "--lowercase or --cased is required (BioBERT and bert-base-cased vocabularies are cased)");
+    if (io_vocab_load(o->vocab, &r->vocab, err))
+        die(r, "%s", err);
+    size_t nv = io_vocab_size(r->vocab);
+    int preset = !is_dir(m) && !strstr(m, ".json");
+    if (preset) {
+        mc.vocab_size = (int64_t)nv;
+        mc.pad_token_id = io_vocab_pad(r->vocab) >= 0 ? io_vocab_pad(r->vocab) : 0;
+    } else if ((int64_t)nv > mc.vocab_size) {
+        die(r, "%s has %zu tokens but the model's vocab_size is %lld", o->vocab, nv, (long long)mc.vocab_size);
+    }
+    if (mc.num_labels != 2)
+        die(r, "the model has num_labels %lld; ADE detection is binary (2)", (long long)mc.num_labels);
+    if (o->max_seq_len > mc.max_position_embeddings)
+        die(r, "--max-seq-len %d exceeds the model's max_position_embeddings %lld", o->max_seq_len,
+            (long long)mc.max_position_embeddings);
+    if (io_config_validate(&mc, err))
+        die(r, "%s", err);
+    config_from_io(&r->cfg, &mc);
+}
+
+static void setup_data(run *r)
+{
+    train_opts *o = &r->o;
+    char err[IO_ERRLEN];
+    const char *data = cli_data_dir(o->data);
+    if (data != o->data && snprintf(o->data, sizeof o->data, "%s", data) >= (int)sizeof o->data)
+        die(r, "corpus path too long");
+    data = o->data;
+    if (io_corpus_load(data, o->view, &r->corpus, err))
+        die(r, "%s (io/fetch-ade-corpus.sh downloads the ADE corpus)", err);
+    if (io_split_make(&r->corpus, o->split, o->seed, 0.2, o->val_fraction, &r->split, err))
+        die(r, "%s", err);
+    if (o->limit > 0)
+        io_split_limit(&r->split, (size_t)o->limit, (size_t)(o->limit / 4 > 0 ? o->limit / 4 : 1), o->seed);
+    if (r->split.n_train == 0)
+        die(r, "the train split is empty");
+    if (io_tokenizer_init(&r->tok, r->vocab, o->lowercase, err) ||
+        io_tokenize_corpus(r->tok, &r->corpus, (size_t)o->max_seq_len, &r->tokens, err))
+        die(r, "%s", err);
+    /* class weights */
+    if (!strcmp(o->class_weights, "none")) {
+        r->use_class_w = 0;
+    } else if (!strcmp(o->class_weights, "balanced")) {
+        /* scikit-learn's compute_class_weight("balanced"): n / (2 * n_c) on train */
+        size_t pos = 0;
+        for (size_t i = 0; i < r->split.n_train; i++)
+            pos += r->corpus.label[r->split.train[i]];
+        size_t n = r->split.n_train;
+        if (pos == 0 || pos == n)
+            die(r, "--class-weights balanced: the train split holds one class only");
+        r->class_w[0] = (float)((double)n / (2.0 * (double)(n - pos)));
+        r->class_w[1] = (float)((double)n / (2.0 * (double)pos));
+        r->use_class_w = 1;
+    } else {
+        char *end = NULL;
+        errno = 0;
+        double w0 = strtod(o->class_weights, &end), w1 = -1;
+        if (!errno && end && *end == ',')
+            w1 = strtod(end + 1, &end);
+        if (errno || !end || *end || !(w0 > 0) || !(w1 > 0) || !isfinite(w0) || !isfinite(w1))
+            die(r, "--class-weights must be none, balanced or two positive numbers W0,W1, not '%s'",
+                o->class_weights);
+        r->class_w[0] = (float)w0;
+        r->class_w[1] = (float)w1;
+        r->use_class_w = 1;
+    }
+}
+
+static void setup_model(run *r)
+{
+    train_opts *o = &r->o;
+    char err[NN_ERRLEN];
+    int64_t n = r->comm.size;
+    r->max_local = (o->batch_size + n - 1) / n;
+    if (nn_backend_cpu_create(&r->be, o->threads, err, sizeof err))
+        die(r, "%s", err);
+    if (nn_model_create(&r->model, &r->cfg, r->be, r->max_local * o->max_seq_len, r->max_local, o->max_seq_len,
+                        err))
+        die(r, "%s", err);
+    if (nn_model_init_weights(r->model, o->seed, err))
+        die(r, "%s", err);
+    r->n_groups = nn_model_grad_groups(r->model, r->group_off, r->group_len, NN_MAX_GRAD_GROUPS);
+    char derr[DIST_ERRLEN];
+    if (dist_reducer_create(&r->reducer, &r->comm, r->n_groups, derr))
+        die(r, "%s", derr);
+    nn_model_set_grad_ready(r->model, on_grad_ready, r);
+    size_t m = (size_t)r->max_local;
+    r->ids = malloc(m * (size_t)o->max_seq_len * sizeof *r->ids);
+    r->offsets = malloc((m + 1) * sizeof *r->offsets);
+    r->labels = malloc(m * sizeof *r->labels);
+    r->sample_ids = malloc(m * sizeof *r->sample_ids);
+    r->logits = malloc(m * 2 * sizeof *r->logits);
+    if (!r->ids || !r->offsets || !r->labels || !r->sample_ids || !r->logits)
+        die(r, "out of memory for batch buffers");
+}
+
+/* ------------------------------------------------------------ steps */
+
+/* Packs corpus rows into the batch buffers: token ids back to back, offsets,
+ * labels and sample ids (the corpus row: it keys dropout, whatever the rank or
+ * batch slot). Returns the token count. */
+static int64_t pack(run *r, const uint32_t *rows, int64_t n)
+{
+    int64_t t = 0;
+    r->offsets[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t row = rows[i];
+        uint64_t a = r->tokens.offsets[row], b = r->tokens.offsets[row + 1];
+        memcpy(r->ids + t, r->tokens.ids + a, (size_t)(b - a) * sizeof *r->ids);
+        t += (int64_t)(b - a);
+        r->offsets[i + 1] = (int32_t)t;
+        r->labels[i] = r->corpus.label[row];
+        r->sample_ids[i] = row;
+    }
+    return t;
+}
+
+static nn_batch make_batch(run *r, int64_t n, int train, uint32_t epoch, double denom)
+{
+    nn_batch b = {0};
+    b.nseq = n;
+    b.ids = r->ids;
+    b.offsets = r->offsets;
+    b.labels = r->labels;
+    b.sample_ids = r->sample_ids;
+    b.class_weights = r->use_class_w ? r->class_w : NULL;
+    b.loss_denominator = denom;
+    b.train = train;
+    b.seed = r->o.seed;
+    b.epoch = epoch;
+    return b;
+}
+
+typedef struct {
+    double loss, grad_norm, lr, comm_s;
+    int64_t tokens;
+} step_result;
+
+/* Called by backward as each gradient group is final: start its SUM at once, and
+ * progress the earlier ones (Open MPI 4.1 has no progress thread), so the reduction
+ * overlaps the rest of backward. */
+static void on_grad_ready(void *ctx, float *grad, size_t off, size_t len)
+{
+    run *r = ctx;
+    char derr[DIST_ERRLEN];
+    if (r->o.skip_allreduce)
+        return;
+    if (dist_reducer_start(r->reducer, grad + off, len, derr) || dist_reducer_progress(r->reducer, derr))
+        die(r, "gradient all-reduce: %s", derr);
+}
+
+/* One optimizer step over a global batch (corpus rows, identical on every rank):
+ * this rank computes its contiguous share, every rank joins the reductions. */
+static void train_step(run *r, const uint32_t *global, size_t n_global, uint32_t epoch, step_result *s)
+{
+    char err[NN_ERRLEN];
+    char derr[DIST_ERRLEN];
+    size_t begin, count;
+    dist_sampler_share(n_global, (size_t)r->comm.rank, (size_t)r->comm.size, &begin, &count);
+    /* The global normaliser: every rank sees the whole global batch, so it needs
+     * no communication. */
+    double denom = 0;
+    int64_t tokens = 0;
+    for (size_t i = 0; i < n_global; i++) {
+        uint32_t row = global[i];
+        denom += r->use_class_w ? r->class_w[r->corpus.label[row]] : 1.0;
+        tokens += (int64_t)(r->tokens.offsets[row + 1] - r->tokens.offsets[row]);
+    }
+    if (r->sample_log) {
+        fprintf(r->sample_log, "%lld", (long long)nn_adamw_steps_done(r->opt));
+        for (size_t i = 0; i < count; i++)
+            fprintf(r->sample_log, " %u", global[begin + i]);
+        fputc('\n', r->sample_log);
+    }
+    if (r->fail_rank == r->comm.rank && r->fail_step == nn_adamw_steps_done(r->opt))
+        die(r, "injected failure at step %lld (--debug-fail-at)", (long long)r->fail_step);
+    nn_model_zero_grad(r->model);
+    double loss = 0;
+    if (count > 0) {
+        pack(r, global + begin, (int64_t)count);
+        nn_batch b = make_batch(r, (int64_t)count, 1, epoch, denom);
+        float l = 0;
+        if (nn_model_forward(r->model, &b, &l, NULL, err) || nn_model_backward(r->model, err))
+            die(r, "step %lld: %s", (long long)nn_adamw_steps_done(r->opt), err);
+        loss = l;
+    }
+    if (count == 0) /* no backward here, but this rank joins every bucket */
+        for (size_t g = 0; g < r->n_groups; g++)
+            on_grad_ready(r, nn_model_grad_buf(r->model), r->group_off[g], r->group_len[g]);
+    double t0 = now_s(), wait_s = 0;
+    if (dist_reducer_wait(r->reducer, &wait_s, derr))
+        die(r, "gradient all-reduce: %s", derr);
+    if (dist_allreduce_sum_f64(&r->comm, &loss, 1, derr))
+        die(r, "loss all-reduce: %s", derr);
+    s->comm_s = now_s() - t0;
+    if (nn_adamw_step(r->opt, &s->grad_norm, &s->lr, err))
+        die(r, "optimizer: %s", err);
+    s->loss = loss;
+    s->tokens = tokens;
+}
+
+/* Sharded forward over a split: rank r takes a contiguous block of rows, scores
+ * p(ADE) are gathered to rank 0 in row order, loss sums are reduced. */
+static void evaluate(run *r, const uint32_t *rows, size_t n, io_metrics *m, double *eval_loss)
+{
+    char err[NN_ERRLEN];
+    char derr[DIST_ERRLEN];
+    char ierr[IO_ERRLEN];
+    size_t begin = n * (size_t)r->comm.rank / (size_t)r->comm.size;
+    size_t end = n * (size_t)(r->comm.rank + 1) / (size_t)r->comm.size;
+    double *scores = realloc(r->scores, (end - begin + 1) * sizeof *scores);
+    if (!scores)
+        die(r, "out of memory for evaluation scores");
+    r->scores = scores;
+    double loss = 0;
+    for (size_t i = begin; i < end; i += (size_t)r->max_local) {
+        int64_t k = (int64_t)(end - i < (size_t)r->max_local ? end - i : (size_t)r->max_local);
+        pack(r, rows + i, k);
+        /* denominator 1: the forward returns the batch's sum of losses */
+        nn_batch b = make_batch(r, k, 0, 0, 1.0);
+        b.class_weights = NULL;
+        float l = 0;
+        if (nn_model_forward(r->model, &b, &l, r->logits, err))
+            die(r, "evaluation: %s", err);
+        loss += l;
+        for (int64_t j = 0; j < k; j++) {
+            double d = (double)r->logits[2 * j + 1] - (double)r->logits[2 * j];
+            scores[i - begin + (size_t)j] = 1.0 / (1.0 + exp(-d)); /* softmax over 2 classes */
+        }
+    }
+    if (dist_allreduce_sum_f64(&r->comm, &loss, 1, derr))
+        die(r, "evaluation loss all-reduce: %s", derr);
+    if (r->comm.rank == 0 && !r->all_scores) {
+        size_t most = r->split.n_val > r->split.n_test ? r->split.n_val : r->split.n_test;
+        r->all_scores = malloc((most + 1) * sizeof *r->all_scores);
+        if (!r->all_scores)
+            die(r, "out of memory for evaluation scores");
+    }
+    size_t cap = r->comm.rank == 0 ? (r->split.n_val > r->split.n_test ? r->split.n_val : r->split.n_test) : 0;
+    if (dist_gather_f64(&r->comm, scores, end - begin, r->all_scores, cap, derr))
+        die(r, "evaluation gather: %s", derr);
+    *eval_loss = n ? loss / (double)n : NAN;
+    if (r->comm.rank != 0)
+        return;
+    uint8_t *labels = malloc(n + 1);
+    if (!labels)
+        die(r, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        labels[i] = r->corpus.label[rows[i]];
+    if (io_metrics_compute_f64(r->all_scores, labels, n, IO_METRICS_THRESHOLD, m, ierr) ||
+        io_confusion_check(&m->cm, (int64_t)n, ierr)) {
+        free(labels);
+        die(r, "evaluation metrics: %s", ierr);
+    }
+    free(labels);
+}
+
+/* ------------------------------------------------------------ progress */
+
+typedef struct {
+    int tty, quiet;
+    double t_last_line, t_start;
+    int64_t last_step_printed;
+} progress;
+
+static void fmt_duration(double s, char *buf, size_t n)
+{
+    if (!isfinite(s) || s < 0)
+        s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+/* A bar redrawn in place on a terminal; plain lines every ~10% or 30 s otherwise,
+ * so Slurm logs stay readable. */
+static void progress_show(progress *p, int epoch, int epochs, int64_t step, int64_t total, double loss,
+                          double tok_s, int force)
+{
+    if (p->quiet)
+        return;
+    double t = now_s();
+    double eta = step > 0 ? (t - p->t_start) / (double)step * (double)(total - step) : 0;
+    char eta_s[32];
+    fmt_duration(eta, eta_s, sizeof eta_s);
+    if (p->tty) {
+        if (!force && t - p->t_last_line < 0.2 && step < total)
+            return;
+        int width = 24, fill = total > 0 ? (int)((double)width * (double)step / (double)total) : 0;
+        char bar[32];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r  epoch %d/%d [%s] step %lld/%lld  loss %.4f  %.0f tok/s  ETA %s   ", epoch, epochs,
+                bar, (long long)step, (long long)total, loss, tok_s, eta_s);
+        p->t_last_line = t;
+    } else {
+        int64_t every = total / 10 > 0 ? total / 10 : 1;
+        if (!force && step - p->last_step_printed < every && t - p->t_last_line < 30)
+            return;
+        fprintf(stderr, "  epoch %d/%d step %lld/%lld loss %.4f %.0f tok/s ETA %s\n", epoch, epochs,
+                (long long)step, (long long)total, loss, tok_s, eta_s);
+        p->t_last_line = t;
+        p->last_step_printed = step;
+    }
+    fflush(stderr);
+}
+
+static void progress_clear(progress *p)
+{
+    if (p->tty && !p->quiet) {
+        fprintf(stderr, "\r%100s\r", "");
+        fflush(stderr);
+    }
+}
+
+/* ------------------------------------------------------------ the command */
+
+static uint64_t params_checksum(run *r)
+{
+    size_t n = nn_model_num_params(r->model);
+    const unsigned char *p = (const unsigned char *)nn_model_param_buf(r->model);
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n * sizeof(float); i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Replicated parameters must stay identical on every rank: a silent divergence
+ * (a skipped reduction, a bad node) would otherwise train N different models. */
+static void check_replicas(run *r)
+{
+    char derr[DIST_ERRLEN];
+    uint64_t h = params_checksum(r);
+    int64_t v[2] = {(int64_t)(h >> 1), -(int64_t)(h >> 1)};
+    if (dist_allreduce_max_i64(&r->comm, v, 2, derr))
+        die(r, "parameter checksum: %s", derr);
+    if (v[0] != -v[1])
+        die(r, "parameters differ between ranks after step %lld (checksum mismatch)",
+            (long long)nn_adamw_steps_done(r->opt));
+}
+
+static void log_eval(run *r, const char *split, int64_t epoch, double train_loss, double grad_norm,
+                     double lr, double seconds, double tok_s, const uint32_t *rows, size_t n)
+{
+    if (n == 0)
+        return;
+    io_metrics m = {0};
+    double eval_loss = 0;
+    evaluate(r, rows, n, &m, &eval_loss);
+    if (r->comm.rank != 0)
+        return;
+    io_metrics_record rec = {0};
+    rec.schema_version = IO_METRICS_SCHEMA_VERSION;
+    snprintf(rec.split, sizeof rec.split, "%s", split);
+    rec.epoch = epoch;
+    rec.step = nn_adamw_steps_done(r->opt);
+    rec.lr = lr;
+    rec.train_loss = train_loss;
+    rec.eval_loss = eval_loss;
+    rec.m = m;
+    rec.grad_norm = grad_norm;
+    rec.loss_scale = 1.0;
+    rec.seconds = seconds;
+    rec.tokens_per_s = tok_s;
+    char path[1200], ierr[IO_ERRLEN];
+    if (join_path(path, sizeof path, r->run_dir, IO_METRICS_FILE))
+        die(r, "--out: path too long");
+    if (io_metrics_append(path, &rec, ierr))
+        die(r, "%s", ierr);
+    printf("epoch %3lld step %6lld %-4s  loss %.4f  P %.4f  R %.4f  F1 %.4f  acc %.4f  ROC-AUC %.4f  PR-AUC %.4f"
+           "  (tp %lld fp %lld tn %lld fn %lld)\n",
+           (long long)epoch, (long long)rec.step, split, eval_loss, m.precision, m.recall, m.f1, m.accuracy,
+           m.roc_auc, m.pr_auc, (long long)m.cm.tp, (long long)m.cm.fp, (long long)m.cm.tn, (long long)m.cm.fn);
+    fflush(stdout);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    run rr;
+    memset(&rr, 0, sizeof rr);
+    run *r = &rr;
+    int prc = train_opts_parse(&r->o, argc, argv);
+    if (prc)
+        return prc == 1 ? CLI_OK : CLI_USAGE;
+    train_opts *o = &r->o;
+    char derr[DIST_ERRLEN];
+    if (dist_init(&r->comm, NULL, NULL, derr)) {
+        cli_error("train", "%s", derr);
+        return CLI_FAIL;
+    }
+    r->comm_up = 1;
+    int root = r->comm.rank == 0;
+    r->fail_rank = -1;
+    if (o->fail_at[0]) {
+        long long fr = -1, fs = -1;
+        char tail = 0;
+        if (sscanf(o->fail_at, "%lld:%lld%c", &fr, &fs, &tail) != 2 || fr < 0 || fs < 0)
+            die(r, "--debug-fail-at wants RANK:STEP, not '%s'", o->fail_at);
+        r->fail_rank = (int)fr;
+        r->fail_step = fs;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+
+    char err[ERRLEN];
+    snprintf(r->run_dir, sizeof r->run_dir, "%s", o->out);
+    setup_model_config(r);
+    setup_data(r);
+    if (root && prepare_run_dir(r->run_dir, err, sizeof err))
+        die(r, "%s", err);
+    setup_model(r);
+
+    /* the schedule */
+    size_t B = (size_t)o->batch_size;
+    int64_t steps_per_epoch = (int64_t)((r->split.n_train + B - 1) / B);
+    int64_t total = steps_per_epoch * o->epochs;
+    if (o->max_steps > 0 && o->max_steps < total)
+        total = o->max_steps;
+    nn_adamw_config ac;
+    nn_adamw_config_default(&ac);
+    ac.lr = o->lr;
+    ac.weight_decay = o->weight_decay;
+    ac.max_grad_norm = o->grad_clip;
+    ac.total_steps = total;
+    ac.warmup_steps = o->warmup_steps >= 0 ? o->warmup_steps : nn_warmup_from_ratio(o->warmup_ratio, total);
+    char nerr[NN_ERRLEN];
+    if (nn_adamw_create(&r->opt, r->model, &ac, nerr))
+        die(r, "%s", nerr);
+
+    if (o->log_samples[0]) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s.rank%d", o->log_samples, r->comm.rank);
+        r->sample_log = fopen(p, "w");
+        if (!r->sample_log)
+            die(r, "--log-samples %s: %s", p, strerror(errno));
+    }
+    if (root) {
+        char *cfg = train_opts_to_json(o);
+        char *cmd = command_line(argc - 1, argv + 1);
+        if (!cfg || !cmd || write_file_atomic(r->run_dir, "config.json", cfg, err, sizeof err) ||
+            write_file_atomic(r->run_dir, "command.txt", cmd, err, sizeof err)) {
+            free(cfg);
+            free(cmd);
+            die(r, "%s", cfg && cmd ? err : "out of memory");
+        }
+        free(cfg);
+        free(cmd);
+        char p[1200];
+        if (join_path(p, sizeof p, r->run_dir, "train_log.jsonl"))
+            die(r, "--out: path too long");
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        r->step_log = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!r->step_log)
+            die(r, "%s: %s", p, strerror(errno));
+        char desc[256];
+        size_t pos = 0;
+        for (size_t i = 0; i < r->split.n_train; i++)
+            pos += r->corpus.label[r->split.train[i]];
+        printf("adebert train: %s view %s, split %s (seed %llu): train %zu (%zu positive), val %zu, test %zu\n",
+               o->data, io_view_name(o->view), io_split_name(o->split), (unsigned long long)o->seed,
+               r->split.n_train, pos, r->split.n_val, r->split.n_test);
+        printf("  model %s: %lld layers x %lld hidden, %zu parameters; %s, %s\n", o->model,
+               (long long)r->cfg.num_hidden_layers, (long long)r->cfg.hidden_size, nn_model_num_params(r->model),
+               o->lowercase ? "lowercased" : "cased", o->vocab);
+        printf("  %s; CPU backend (%s), %d rank(s) x %lld sequences max per step\n",
+               dist_describe(&r->comm, desc, sizeof desc), nn_cpu_blas_name(), r->comm.size,
+               (long long)r->max_local);
+        printf("  %d epochs x %lld steps (global batch %zu), %lld steps in all, warmup %lld, lr %g -> %s\n",
+               o->epochs, (long long)steps_per_epoch, B, (long long)total, (long long)ac.warmup_steps, o->lr,
+               r->run_dir);
+        if (o->split != IO_SPLIT_GROUPED && o->view == IO_VIEW_HF)
+            printf("  note: the %s split of the hf view shares sentences between train and test; "
+                   "--split grouped leaks none (adebert data stats)\n",
+                   io_split_name(o->split));
+        fflush(stdout);
+    }
+
+    progress pg = {isatty(2), o->quiet || !root, 0, now_s(), 0};
+    double t_start = now_s(), comm_total = 0;
+    double loss_sum = 0, last_grad_norm = NAN, last_lr = 0;
+    int64_t loss_n = 0, tokens_since = 0, step = 0;
+    double t_since = now_s();
+    int stopped = 0;
+    uint32_t *global = malloc(B * sizeof *global);
+    if (!global)
+        die(r, "out of memory");
+    for (int epoch = 0; epoch < o->epochs && step < total && !stopped; epoch++) {
+        dist_epoch_plan plan;
+        if (dist_sampler_plan(&plan, r->split.train, r->split.n_train, r->tokens.offsets, B, o->seed,
+                              (uint32_t)epoch, derr))
+            die(r, "sampler: %s", derr);
+        for (size_t b = 0; b < plan.n_batches && step < total; b++) {
+            size_t n_global = plan.batch_start[b + 1] - plan.batch_start[b];
+            memcpy(global, plan.order + plan.batch_start[b], n_global * sizeof *global);
+            step_result s;
+            train_step(r, global, n_global, (uint32_t)epoch, &s);
+            step++;
+            comm_total += s.comm_s;
+            loss_sum += s.loss;
+            loss_n++;
+            tokens_since += s.tokens;
+            last_grad_norm = s.grad_norm;
+            last_lr = s.lr;
+            if (root) {
+                fprintf(r->step_log,
+                        "{\"step\":%lld,\"epoch\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%lld}\n",
+                        (long long)step, epoch, s.loss, s.lr, s.grad_norm, (long long)s.tokens);
+            }
+            double el = now_s() - t_since;
+            progress_show(&pg, epoch + 1, o->epochs, step, total, loss_sum / (double)loss_n,
+                          el > 0 ? (double)tokens_since / el : 0, 0);
+            /* Every rank stops at the same step: OR the flag each step. */
+            int64_t flag = stop_requested;
+            if (dist_allreduce_max_i64(&r->comm, &flag, 1, derr))
+                die(r, "stop flag all-reduce: %s", derr);
+            int last_of_epoch = b + 1 == plan.n_batches || step == total;
+            int eval_now = o->eval_every ? (step % o->eval_every == 0 || step == total) : last_of_epoch;
+            if (flag)
+                stopped = 1;
+            if (eval_now || stopped) {
+                if (root && r->step_log)
+                    fflush(r->step_log);
+                progress_clear(&pg);
+                double secs = now_s() - t_start;
+                double tok_s = (now_s() - t_since) > 0 ? (double)tokens_since / (now_s() - t_since) : 0;
+                double train_loss = loss_n ? loss_sum / (double)loss_n : NAN;
+                log_eval(r, "val", epoch + 1, train_loss, last_grad_norm, last_lr, secs, tok_s, r->split.val,
+                         r->split.n_val);
+                log_eval(r, "test", epoch + 1, train_loss, last_grad_norm, last_lr, secs, tok_s, r->split.test,
+                         r->split.n_test);
+                loss_sum = 0;
+                loss_n = 0;
+                tokens_since = 0;
+                t_since = now_s();
+            }
+            if (stopped)
+                break;
+        }
+        dist_sampler_plan_free(&plan);
+        check_replicas(r);
+    }
+    free(global);
+    progress_clear(&pg);
+    if (root && o->dump_params[0]) {
+        size_t n = nn_model_num_params(r->model);
+        FILE *f = fopen(o->dump_params, "wb");
+        if (!f || fwrite(nn_model_param_buf(r->model), sizeof(float), n, f) != n || fclose(f) != 0)
+            die(r, "--dump-params %s: write failed", o->dump_params);
+    }
+    double wall = now_s() - t_start;
+    if (root) {
+        printf("done: %lld steps in %.1f s (%.1f%% of it in gradient/loss reduction on rank 0); "
+               "metrics in %s/%s\n",
+               (long long)step, wall, wall > 0 ? 100.0 * comm_total / wall : 0.0, r->run_dir, IO_METRICS_FILE);
+        fflush(stdout);
+    }
+    int rc = CLI_OK;
+    if (stopped) {
+        if (root)
+            fprintf(stderr, "adebert train: stopped by a signal at step %lld; exit 75 so Slurm requeues "
+                            "(checkpoints, and so resuming, are not built yet: a requeued job starts over)\n",
+                    (long long)step);
+        rc = 75;
+    }
+    run_free(r);
+    dist_finalize(&r->comm);
+    return rc;
+}

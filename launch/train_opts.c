@@ -1,0 +1,428 @@
+/* `adebert train` options. One table drives the flags, the --config JSON keys (the
+ * flag names with '-' -> '_') and the resolved config.json, so the three cannot
+ * drift apart. */
+#include "launch/train_opts.h"
+#include "launch/cli.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const train_usage =
+    "usage: adebert train --data DIR|FILE --out RUN_DIR --model tiny|minilm|base|CONFIG.json|HF_DIR\n"
+    "                     --vocab FILE --lowercase|--cased [options]\n"
+    "\n"
+    "Fine-tunes a BERT sequence classifier (label 1 = Adverse_Event) on the ADE corpus,\n"
+    "data-parallel over the MPI ranks it is started on (mpirun / srun), and writes one\n"
+    "metrics line per evaluation to RUN_DIR/metrics.jsonl (precision, recall, F1,\n"
+    "ROC-AUC, PR-AUC, ...). Batches are packed: padding is never computed.\n"
+    "\n"
+    "model and data\n"
+    "  --data DIR|FILE        ADE corpus folder or a .tsv/.csv/.jsonl file [$ADEBERT_DATA, else\n"
+    "                         the compiled-in ../shared/data/ade-corpus-v2]\n"
+    "  --out RUN_DIR          run directory (created 0700; must not hold a run already)\n"
+    "  --model NAME|FILE|DIR  architecture: preset tiny (2x64, tests), minilm (6x384),\n"
+    "                         base (12x768), a config.json, or a Hugging Face folder with\n"
+    "                         config.json and vocab.txt [tiny]\n"
+    "  --vocab FILE           WordPiece vocab.txt (required for presets)\n"
+    "  --lowercase|--cased    casing (required for presets; BioBERT's vocab is cased)\n"
+    "  --max-seq-len N        truncate sequences to N tokens [128]\n"
+    "  --view hf|dedup        corpus rows [hf]; see adebert data stats --help\n"
+    "  --split random|stratified|grouped  80/20 split [random]. random and stratified\n"
+    "                         leak ~half the test positives into train on the hf view;\n"
+    "                         grouped leaks none\n"
+    "  --val-fraction F       share of train held out for validation [0.1]\n"
+    "  --limit N              quick runs: at most N train rows and N/4 val and test rows\n"
+    "\n"
+    "optimisation\n"
+    "  --epochs N             [10]\n"
+    "  --batch-size B         GLOBAL batch size; each of the N ranks takes its share [32]\n"
+    "  --lr X                 peak learning rate of AdamW [2e-5]\n"
+    "  --weight-decay X       decoupled decay, not on biases/LayerNorm [0.01]; note HF\n"
+    "                         Trainer's own default is 0.0\n"
+    "  --warmup-ratio X       linear warmup over ceil(X * total steps), then linear decay\n"
+    "                         to 0 [0.1]\n"
+    "  --warmup-steps N       warmup steps instead of a ratio\n"
+    "  --grad-clip X          clip by global gradient norm; 0 disables [1.0]\n"
+    "  --class-weights none|balanced|W0,W1  loss weights per class [none]\n"
+    "  --max-steps N          stop after N optimizer steps (the schedule spans them)\n"
+    "  --eval-every epoch|N   evaluate val and test every epoch or every N steps [epoch]\n"
+    "  --seed N               model init, dropout, shuffles and split [42]\n"
+    "\n"
+    "execution\n"
+    "  --device cpu|cuda      [cpu]\n"
+    "  --precision fp32       [fp32 on cpu]\n"
+    "  --threads T            OpenMP threads per rank [OMP_NUM_THREADS, else all cores]\n"
+    "  --config FILE          JSON object with any of these options as keys (batch_size,\n"
+    "                         lr, ...); command-line flags override it\n"
+    "  --quiet                no progress output (metrics rows are still printed)\n"
+    "\n"
+    "debugging\n"
+    "  --log-samples PREFIX   each rank writes the sample ids of each step to PREFIX.rankR\n"
+    "  --dump-params FILE     rank 0 writes the final parameters (raw float32, flat)\n"
+    "  --debug-skip-allreduce do NOT reduce gradients (ranks diverge: a negative control)\n"
+    "  --debug-fail-at R:S    rank R fails at step S (tests that a failure ends the job)\n"
+    "\n"
+    "Not built yet (see the issues): --device cuda, --resume, --init, checkpoints.\n";
+
+typedef enum { T_STR, T_INT, T_I64, T_U64, T_DBL, T_VIEW, T_SPLIT, T_FLAG } opt_type;
+
+typedef struct {
+    const char *name; /* flag name; config key = name with '-' -> '_' */
+    opt_type type;
+    size_t off, size; /* field of train_opts; size for strings */
+    double lo, hi;    /* bounds for numbers */
+    int in_config;    /* written to / read from config JSON */
+} opt_desc;
+
+#define F(field) offsetof(train_opts, field), sizeof(((train_opts *)0)->field)
+
+static const opt_desc descs[] = {
+    {"data", T_STR, F(data), 0, 0, 1},
+    {"out", T_STR, F(out), 0, 0, 1},
+    {"model", T_STR, F(model), 0, 0, 1},
+    {"vocab", T_STR, F(vocab), 0, 0, 1},
+    {"max-seq-len", T_INT, F(max_seq_len), 3, 4096, 1},
+    {"view", T_VIEW, F(view), 0, 0, 1},
+    {"split", T_SPLIT, F(split), 0, 0, 1},
+    {"val-fraction", T_DBL, F(val_fraction), 0, 0.999999, 1},
+    {"limit", T_I64, F(limit), 0, 1e12, 1},
+    {"epochs", T_INT, F(epochs), 1, 100000, 1},
+    {"batch-size", T_INT, F(batch_size), 1, 1 << 20, 1},
+    {"lr", T_DBL, F(lr), 0, 10, 1},
+    {"weight-decay", T_DBL, F(weight_decay), 0, 10, 1},
+    {"warmup-ratio", T_DBL, F(warmup_ratio), 0, 1, 1},
+    {"warmup-steps", T_I64, F(warmup_steps), -1, 1e12, 1}, /* -1: from the ratio */
+    {"grad-clip", T_DBL, F(grad_clip), 0, 1e6, 1},
+    {"class-weights", T_STR, F(class_weights), 0, 0, 1},
+    {"max-steps", T_I64, F(max_steps), 0, 1e12, 1},
+    {"seed", T_U64, F(seed), 0, 0, 1},
+    {"device", T_STR, F(device), 0, 0, 1},
+    {"precision", T_STR, F(precision), 0, 0, 1},
+    {"threads", T_INT, F(threads), 0, 4096, 1},
+    {"log-samples", T_STR, F(log_samples), 0, 0, 0},
+    {"dump-params", T_STR, F(dump_params), 0, 0, 0},
+    {"debug-skip-allreduce", T_FLAG, F(skip_allreduce), 0, 0, 0},
+    {"debug-fail-at", T_STR, F(fail_at), 0, 0, 0},
+    {"quiet", T_FLAG, F(quiet), 0, 0, 0},
+};
+#define NDESC (sizeof descs / sizeof *descs)
+
+enum { OPT_BASE = 1000, OPT_LOWER = 2000, OPT_CASED, OPT_CONFIG, OPT_EVAL, OPT_HELP, OPT_RESUME, OPT_INIT, OPT_SAVE };
+
+static void set_defaults(train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->model, sizeof o->model, "tiny");
+    o->lowercase = -1;
+    o->epochs = 10;
+    o->lr = 2e-5;
+    o->weight_decay = 0.01;
+    o->warmup_ratio = 0.1;
+    o->warmup_steps = -1;
+    o->grad_clip = 1.0;
+    o->batch_size = 32;
+    o->max_seq_len = 128;
+    o->seed = 42;
+    o->view = IO_VIEW_HF;
+    o->split = IO_SPLIT_RANDOM;
+    o->val_fraction = 0.1;
+    snprintf(o->device, sizeof o->device, "cpu");
+    snprintf(o->precision, sizeof o->precision, "fp32");
+    snprintf(o->class_weights, sizeof o->class_weights, "none");
+}
+
+/* Applies one textual value; `where` names its origin in errors. */
+static int apply(train_opts *o, const opt_desc *d, const char *v, const char *where)
+{
+    char *field = (char *)o + d->off;
+    char *end = NULL;
+    errno = 0;
+    switch (d->type) {
+    case T_STR:
+        if (strlen(v) >= d->size) {
+            cli_error("train", "%s: value of --%s is too long", where, d->name);
+            return -1;
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    case T_INT:
+    case T_I64: {
+        long long x = strtoll(v, &end, 10);
+        if (errno || !*v || *end || (double)x < d->lo || (double)x > d->hi) {
+            cli_error("train", "%s: --%s must be an integer in [%.0f, %.0f], not '%s'", where, d->name, d->lo,
+                      d->hi, v);
+            return -1;
+        }
+        if (d->type == T_INT)
+            *(int *)field = (int)x;
+        else
+            *(int64_t *)field = (int64_t)x;
+        return 0;
+    }
+    case T_U64: {
+        uint64_t x;
+        if (cli_parse_u64(v, &x)) {
+            cli_error("train", "%s: --%s must be a non-negative integer, not '%s'", where, d->name, v);
+            return -1;
+        }
+        *(uint64_t *)field = x;
+        return 0;
+    }
+    case T_DBL: {
+        double x = strtod(v, &end);
+        if (errno || !*v || *end || !isfinite(x) || x < d->lo || x > d->hi) {
+            cli_error("train", "%s: --%s must be a number in [%g, %g], not '%s'", where, d->name, d->lo, d->hi, v);
+            return -1;
+        }
+        *(double *)field = x;
+        return 0;
+    }
+    case T_VIEW:
+        if (io_view_parse(v, (io_view *)field)) {
+            cli_error("train", "%s: --view must be hf or dedup, not '%s'", where, v);
+            return -1;
+        }
+        return 0;
+    case T_SPLIT:
+        if (io_split_parse(v, (io_split_kind *)field)) {
+            cli_error("train", "%s: --split must be random, stratified or grouped, not '%s'", where, v);
+            return -1;
+        }
+        return 0;
+    case T_FLAG:
+        *(int *)field = 1;
+        return 0;
+    }
+    return -1;
+}
+
+static int apply_eval_every(train_opts *o, const char *v, const char *where)
+{
+    if (!strcmp(v, "epoch")) {
+        o->eval_every = 0;
+        return 0;
+    }
+    uint64_t n;
+    if (cli_parse_u64(v, &n) || n == 0 || n > (uint64_t)1e12) {
+        cli_error("train", "%s: --eval-every must be 'epoch' or a positive step count, not '%s'", where, v);
+        return -1;
+    }
+    o->eval_every = (int64_t)n;
+    return 0;
+}
+
+static void key_of(const char *name, char *key, size_t n)
+{
+    snprintf(key, n, "%s", name);
+    for (char *p = key; *p; p++)
+        if (*p == '-')
+            *p = '_';
+}
+
+static int load_config(train_opts *o, const char *path)
+{
+    char err[IO_ERRLEN];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error("train", "--config %s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > (1u << 20)) {
+                fclose(f);
+                free(buf);
+                cli_error("train", "--config %s: larger than 1 MiB", path);
+                return -1;
+            }
+            char *g = realloc(buf, cap);
+            if (!g) {
+                fclose(f);
+                free(buf);
+                cli_error("train", "out of memory");
+                return -1;
+            }
+            buf = g;
+        }
+        size_t got = fread(buf + len, 1, 4096, f);
+        len += got;
+        if (got < 4096)
+            break;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    cJSON *j = cJSON_ParseWithLength(buf, len);
+    free(buf);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        cli_error("train", "--config %s: not a JSON object", path);
+        return -1;
+    }
+    int rc = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j)
+    {
+        char key[64], val[1100], where[1100];
+        snprintf(where, sizeof where, "%s key \"%s\"", path, it->string);
+        const opt_desc *d = NULL;
+        for (size_t i = 0; i < NDESC; i++) {
+            key_of(descs[i].name, key, sizeof key);
+            if (descs[i].in_config && !strcmp(key, it->string))
+                d = &descs[i];
+        }
+        if (cJSON_IsString(it))
+            snprintf(val, sizeof val, "%s", it->valuestring);
+        else if (cJSON_IsNumber(it))
+            snprintf(val, sizeof val, "%.17g", it->valuedouble);
+        else if (!cJSON_IsBool(it)) {
+            cli_error("train", "%s: must be a string, number or boolean", where);
+            rc = -1;
+            break;
+        }
+        if (!strcmp(it->string, "lowercase") && cJSON_IsBool(it)) {
+            o->lowercase = cJSON_IsTrue(it);
+        } else if (!strcmp(it->string, "eval_every") && !cJSON_IsBool(it)) {
+            if (cJSON_IsNumber(it))
+                snprintf(val, sizeof val, "%.0f", it->valuedouble);
+            rc = apply_eval_every(o, val, where);
+        } else if (d && !cJSON_IsBool(it) && d->type != T_FLAG) {
+            /* integers written as 1e3 or 10.0 are still integers */
+            if (cJSON_IsNumber(it) && (d->type == T_INT || d->type == T_I64 || d->type == T_U64) &&
+                it->valuedouble == floor(it->valuedouble) && fabs(it->valuedouble) < 9e15)
+                snprintf(val, sizeof val, "%.0f", it->valuedouble);
+            rc = apply(o, d, val, where);
+        } else {
+            cli_error("train", "%s: unknown option or wrong type (keys are the flag names with '_')", where);
+            rc = -1;
+        }
+        if (rc)
+            break;
+    }
+    (void)err;
+    cJSON_Delete(j);
+    return rc;
+}
+
+int train_opts_parse(train_opts *o, int argc, char **argv)
+{
+    set_defaults(o);
+    struct option longopts[NDESC + 9];
+    size_t k = 0;
+    for (size_t i = 0; i < NDESC; i++)
+        longopts[k++] = (struct option){descs[i].name, descs[i].type == T_FLAG ? no_argument : required_argument,
+                                        NULL, OPT_BASE + (int)i};
+    longopts[k++] = (struct option){"lowercase", no_argument, NULL, OPT_LOWER};
+    longopts[k++] = (struct option){"cased", no_argument, NULL, OPT_CASED};
+    longopts[k++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+    longopts[k++] = (struct option){"eval-every", required_argument, NULL, OPT_EVAL};
+    longopts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    longopts[k++] = (struct option){"resume", no_argument, NULL, OPT_RESUME};
+    longopts[k++] = (struct option){"init", required_argument, NULL, OPT_INIT};
+    longopts[k++] = (struct option){"save-every", required_argument, NULL, OPT_SAVE};
+    longopts[k++] = (struct option){0, 0, 0, 0};
+
+    /* Pass 1: --help and --config, so the file sits under the flags. */
+    optind = 1;
+    int ch;
+    const char *config = NULL;
+    while ((ch = cli_getopt(argc, argv, "train", ":", longopts)) != -1) {
+        if (ch == '?' || ch == ':')
+            return 2;
+        if (ch == OPT_HELP) {
+            fputs(train_usage, stdout);
+            return 1;
+        }
+        if (ch == OPT_CONFIG)
+            config = optarg;
+    }
+    if (optind < argc) {
+        cli_error("train", "unexpected argument '%s' (see --help)", argv[optind]);
+        return 2;
+    }
+    if (config) {
+        if (load_config(o, config))
+            return 2;
+        snprintf(o->config_file, sizeof o->config_file, "%s", config);
+    }
+    /* Pass 2: the flags. */
+    optind = 1;
+    int lower_flag = -1;
+    while ((ch = cli_getopt(argc, argv, "train", ":", longopts)) != -1) {
+        if (ch >= OPT_BASE && ch < OPT_BASE + (int)NDESC) {
+            if (apply(o, &descs[ch - OPT_BASE], optarg ? optarg : "", "command line"))
+                return 2;
+        } else if (ch == OPT_LOWER || ch == OPT_CASED) {
+            if (lower_flag >= 0 && lower_flag != (ch == OPT_LOWER)) {
+                cli_error("train", "--lowercase and --cased exclude each other");
+                return 2;
+            }
+            lower_flag = ch == OPT_LOWER;
+        } else if (ch == OPT_EVAL) {
+            if (apply_eval_every(o, optarg, "command line"))
+                return 2;
+        } else if (ch == OPT_RESUME || ch == OPT_INIT || ch == OPT_SAVE) {
+            cli_error("train", "--%s needs checkpoints, which are not built yet in this version",
+                      ch == OPT_RESUME ? "resume" : ch == OPT_INIT ? "init" : "save-every");
+            return 2;
+        }
+    }
+    if (lower_flag >= 0)
+        o->lowercase = lower_flag;
+    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
+        cli_error("train", "--device must be cpu or cuda, not '%s'", o->device);
+        return 2;
+    }
+    if (!strcmp(o->device, "cuda")) {
+        cli_error("train", "--device cuda: the CUDA backend is not built yet in this version (use --device cpu)");
+        return 2;
+    }
+    if (strcmp(o->precision, "fp32")) {
+        cli_error("train", "--precision %s: the CPU backend computes in fp32 only", o->precision);
+        return 2;
+    }
+    if (!o->out[0]) {
+        cli_error("train", "--out RUN_DIR is required (see --help)");
+        return 2;
+    }
+    return 0;
+}
+
+char *train_opts_to_json(const train_opts *o)
+{
+    cJSON *j = cJSON_CreateObject();
+    char key[64];
+    for (size_t i = 0; i < NDESC; i++) {
+        const opt_desc *d = &descs[i];
+        if (!d->in_config)
+            continue;
+        key_of(d->name, key, sizeof key);
+        const char *field = (const char *)o + d->off;
+        switch (d->type) {
+        case T_STR: cJSON_AddStringToObject(j, key, field); break;
+        case T_INT: cJSON_AddNumberToObject(j, key, *(const int *)field); break;
+        case T_I64: cJSON_AddNumberToObject(j, key, (double)*(const int64_t *)field); break;
+        case T_U64: cJSON_AddNumberToObject(j, key, (double)*(const uint64_t *)field); break;
+        case T_DBL: cJSON_AddNumberToObject(j, key, *(const double *)field); break;
+        case T_VIEW: cJSON_AddStringToObject(j, key, io_view_name(*(const io_view *)field)); break;
+        case T_SPLIT: cJSON_AddStringToObject(j, key, io_split_name(*(const io_split_kind *)field)); break;
+        case T_FLAG: cJSON_AddBoolToObject(j, key, *(const int *)field); break;
+        }
+    }
+    cJSON_AddBoolToObject(j, "lowercase", o->lowercase == 1);
+    if (o->eval_every)
+        cJSON_AddNumberToObject(j, "eval_every", (double)o->eval_every);
+    else
+        cJSON_AddStringToObject(j, "eval_every", "epoch");
+    char *txt = cJSON_Print(j);
+    cJSON_Delete(j);
+    return txt;
+}

@@ -1,0 +1,42 @@
+/* Options of `adebert train`: defaults < --config FILE (JSON) < command-line flags. */
+#ifndef ADEBERT_TRAIN_OPTS_H
+#define ADEBERT_TRAIN_OPTS_H
+
+#include "io/io.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char data[1024], out[1024], model[1024], vocab[1024], config_file[1024];
+    int lowercase; /* -1: not given */
+    int epochs;
+    double lr, weight_decay, warmup_ratio, grad_clip;
+    int64_t warmup_steps; /* -1: from warmup_ratio */
+    int batch_size, max_seq_len;
+    uint64_t seed;
+    io_view view;
+    io_split_kind split;
+    double val_fraction;
+    char device[16], precision[16];
+    int64_t max_steps; /* 0: no cap */
+    int64_t limit;     /* 0: all rows */
+    int64_t eval_every; /* 0: every epoch; N: every N steps (and at the end) */
+    char class_weights[64]; /* none | balanced | W0,W1 */
+    int threads;            /* 0: OMP_NUM_THREADS / all cores */
+    /* debugging and tests */
+    char log_samples[1024];  /* prefix: each rank writes PREFIX.rankR */
+    char dump_params[1024];  /* rank 0 writes the final flat parameters (float32) */
+    int skip_allreduce;      /* negative control for the rank-equivalence test */
+    char fail_at[32];        /* "RANK:STEP": that rank fails at that step (failure tests) */
+    int quiet;               /* no progress output */
+} train_opts;
+
+/* Parses argv (argv[0] = "train"). Returns 0 ok, 1 when --help was printed,
+ * 2 on a usage error (already reported on stderr). */
+int train_opts_parse(train_opts *o, int argc, char **argv);
+
+/* The resolved options as a JSON object text (malloc'd), for RUN_DIR/config.json. */
+char *train_opts_to_json(const train_opts *o);
+
+#endif

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Failures and stops under mpirun: a rank that fails ends the whole job promptly with
+# a message naming rank, host and cause; SIGUSR1 (Slurm's preemption warning) stops
+# every rank at the same step with exit status 75.
+source "$(dirname "$0")/lib.bash"
+require_corpus
+"$BIN" version >"$TMP/version.txt" 2>&1
+if ! grep -q "MPI (" "$TMP/version.txt"; then
+  fail "this test needs an MPI build (ADEBERT_MPI=ON)"; finish
+fi
+root_flags=(); [ "$(id -u)" -eq 0 ] && root_flags=(--allow-run-as-root)
+export OMP_NUM_THREADS=1
+args=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --limit 2000 --batch-size 8 --lr 1e-3
+      --quiet)
+
+# 1. rank 1 fails at step 5 of a long run: the job ends within seconds, not at the end.
+t0=$(date +%s.%N)
+timeout 120 mpirun "${root_flags[@]}" --oversubscribe --bind-to none --timeout 110 -np 2 "$BIN" "${args[@]}" \
+  --epochs 50 --out "$TMP/fail" --debug-fail-at 1:5 >"$TMP/fail.out" 2>"$TMP/fail.err"
+rc=$?
+dt=$(python3 -c "import time,sys; print(f'{time.time()-float(sys.argv[1]):.1f}')" "$t0")
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && pass "failing rank: non-zero exit ($rc) after ${dt}s" || fail "failing rank: exit $rc"
+grep -q "rank 1 of 2 on $(hostname)" "$TMP/fail.err" && grep -q "injected failure at step 5" "$TMP/fail.err" \
+  && pass "message names rank, host and cause" || fail "message names rank, host and cause: $(head -5 "$TMP/fail.err")"
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 30 else 1)" "$dt" && pass "job ended promptly (${dt}s)" \
+  || fail "job took ${dt}s to end"
+
+# 2. SIGUSR1 to mpirun (it forwards it to the ranks): all stop at one step, exit 75.
+timeout 200 mpirun "${root_flags[@]}" --oversubscribe --bind-to none --timeout 190 -np 2 "$BIN" "${args[@]}" \
+  --epochs 50 --out "$TMP/stop" >"$TMP/stop.out" 2>"$TMP/stop.err" &
+pid=$!
+for _ in $(seq 1 300); do
+  [ -f "$TMP/stop/train_log.jsonl" ] && [ "$(wc -l <"$TMP/stop/train_log.jsonl")" -ge 3 ] && break
+  sleep 0.1
+done
+mpirun_pid=$(pgrep -P "$pid" mpirun)
+kill -USR1 "$mpirun_pid"
+wait "$pid"
+rc=$?
+[ $rc -eq 75 ] && pass "SIGUSR1: exit status 75" || fail "SIGUSR1: exit status $rc: $(tail -3 "$TMP/stop.err")"
+step=$(sed -n 's/.*stopped by a signal at step \([0-9]*\).*/\1/p' "$TMP/stop.err")
+[ -n "$step" ] && [ "$step" -lt 12500 ] && pass "stopped early, at step $step" || fail "no stop step reported"
+last=$(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])['step'])" "$TMP/stop/metrics.jsonl" 2>/dev/null)
+[ -n "$last" ] && [ "$last" = "$step" ] && pass "final evaluation written at the stop step" || fail "metrics end at step '$last', stop at '$step'"
+finish
