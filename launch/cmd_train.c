@@ -127,13 +127,14 @@ static int join_path(char *dst, size_t n, const char *dir, const char *name)
 
 /* ------------------------------------------------------------ files */
 
-static int write_file_atomic(const char *dir, const char *name, const char *text, char *err, size_t errlen)
+/* `path` gets exactly `len` bytes or is left as it was: written to PATH.tmp,
+ * fsync'd, renamed over. */
+static int write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
 {
-    char tmp[1200], dst[1200];
-    char dotted[300];
-    snprintf(dotted, sizeof dotted, ".%.280s.tmp", name);
-    if (join_path(dst, sizeof dst, dir, name) || join_path(tmp, sizeof tmp, dir, dotted)) {
-        snprintf(err, errlen, "%.400s: path too long", dir);
+    char tmp[1200];
+    int k = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (k < 0 || (size_t)k >= sizeof tmp) {
+        snprintf(err, errlen, "%.400s: path too long", path);
         return -1;
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -141,9 +142,10 @@ static int write_file_atomic(const char *dir, const char *name, const char *text
         snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
         return -1;
     }
-    size_t len = strlen(text), done = 0;
+    const char *p = data;
+    size_t done = 0;
     while (done < len) {
-        ssize_t w = write(fd, text + done, len - done);
+        ssize_t w = write(fd, p + done, len - done);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
@@ -154,12 +156,23 @@ static int write_file_atomic(const char *dir, const char *name, const char *text
         }
         done += (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, dst) != 0) {
-        snprintf(err, errlen, "%.400s: %s", dst, strerror(errno));
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%.400s: %s", path, strerror(errno));
         unlink(tmp);
         return -1;
     }
     return 0;
+}
+
+/* A text file in the run directory, atomically. */
+static int write_run_file(const char *dir, const char *name, const char *text, char *err, size_t errlen)
+{
+    char path[1200];
+    if (join_path(path, sizeof path, dir, name)) {
+        snprintf(err, errlen, "%.400s: path too long", dir);
+        return -1;
+    }
+    return write_atomic(path, text, strlen(text), err, errlen);
 }
 
 /* RUN_DIR is created 0700; an existing one is accepted only if it holds no run. */
@@ -729,8 +742,8 @@ int cmd_train(int argc, char **argv)
     if (root) {
         char *cfg = train_opts_to_json(o);
         char *cmd = command_line(argc - 1, argv + 1);
-        if (!cfg || !cmd || write_file_atomic(r->run_dir, "config.json", cfg, err, sizeof err) ||
-            write_file_atomic(r->run_dir, "command.txt", cmd, err, sizeof err)) {
+        if (!cfg || !cmd || write_run_file(r->run_dir, "config.json", cfg, err, sizeof err) ||
+            write_run_file(r->run_dir, "command.txt", cmd, err, sizeof err)) {
             free(cfg);
             free(cmd);
             die(r, "%s", cfg && cmd ? err : "out of memory");
@@ -768,7 +781,7 @@ int cmd_train(int argc, char **argv)
     }
 
     progress pg = {isatty(2), o->quiet || !root, 0, now_s(), 0};
-    double t_start = now_s(), comm_total = 0;
+    double t_start = now_s(), comm_total = 0, eval_total = 0;
     double loss_sum = 0, last_grad_norm = NAN, last_lr = 0;
     int64_t loss_n = 0, tokens_since = 0, step = 0;
     double t_since = now_s();
@@ -816,10 +829,12 @@ int cmd_train(int argc, char **argv)
                 double secs = now_s() - t_start;
                 double tok_s = (now_s() - t_since) > 0 ? (double)tokens_since / (now_s() - t_since) : 0;
                 double train_loss = loss_n ? loss_sum / (double)loss_n : NAN;
+                double t_eval = now_s();
                 log_eval(r, "val", epoch + 1, train_loss, last_grad_norm, last_lr, secs, tok_s, r->split.val,
                          r->split.n_val);
                 log_eval(r, "test", epoch + 1, train_loss, last_grad_norm, last_lr, secs, tok_s, r->split.test,
                          r->split.n_test);
+                eval_total += now_s() - t_eval;
                 loss_sum = 0;
                 loss_n = 0;
                 tokens_since = 0;
@@ -835,15 +850,20 @@ int cmd_train(int argc, char **argv)
     progress_clear(&pg);
     if (root && o->dump_params[0]) {
         size_t n = nn_model_num_params(r->model);
-        FILE *f = fopen(o->dump_params, "wb");
-        if (!f || fwrite(nn_model_param_buf(r->model), sizeof(float), n, f) != n || fclose(f) != 0)
-            die(r, "--dump-params %s: write failed", o->dump_params);
+        float *host = malloc(n * sizeof *host);
+        if (!host || nn_model_get_params(r->model, host, n, nerr) ||
+            write_atomic(o->dump_params, host, n * sizeof *host, err, sizeof err)) {
+            free(host);
+            die(r, "--dump-params: %s", host ? err : "out of memory");
+        }
+        free(host);
     }
-    double wall = now_s() - t_start;
+    double wall = now_s() - t_start, train_s = wall - eval_total;
     if (root) {
-        printf("done: %lld steps in %.1f s (%.1f%% of it in gradient/loss reduction on rank 0); "
-               "metrics in %s/%s\n",
-               (long long)step, wall, wall > 0 ? 100.0 * comm_total / wall : 0.0, r->run_dir, IO_METRICS_FILE);
+        printf("done: %lld steps in %.1f s: training %.1f s (%.1f ms/step, %.1f%% of it waiting on the gradient "
+               "reduction), evaluation %.1f s; metrics in %s/%s\n",
+               (long long)step, wall, train_s, step ? 1000.0 * train_s / (double)step : 0.0,
+               train_s > 0 ? 100.0 * comm_total / train_s : 0.0, eval_total, r->run_dir, IO_METRICS_FILE);
         fflush(stdout);
     }
     int rc = CLI_OK;
