@@ -107,31 +107,31 @@ const char *dist_describe(const dist_comm *c, char *buf, size_t len)
 /* MPI counts are int: large buffers go in chunks. */
 #define CHUNK ((size_t)1 << 30)
 
-int dist_allreduce_sum_f32(dist_comm *c, float *buf, size_t n, char err[DIST_ERRLEN])
+/* In-place all-reduce of n elements of `size` bytes, in chunks that fit an int count. */
+static int allreduce_chunked(dist_comm *c, void *buf, size_t n, size_t size, MPI_Datatype type, MPI_Op op,
+                             char err[DIST_ERRLEN])
 {
     comm_mpi *m = c->impl;
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
-        MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_FLOAT, MPI_SUM, m->world));
+        MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + i * size, (int)k, type, op, m->world));
     }
     return 0;
+}
+
+int dist_allreduce_sum_f32(dist_comm *c, float *buf, size_t n, char err[DIST_ERRLEN])
+{
+    return allreduce_chunked(c, buf, n, sizeof *buf, MPI_FLOAT, MPI_SUM, err);
 }
 
 int dist_allreduce_sum_f64(dist_comm *c, double *buf, size_t n, char err[DIST_ERRLEN])
 {
-    comm_mpi *m = c->impl;
-    for (size_t i = 0; i < n; i += CHUNK) {
-        size_t k = n - i < CHUNK ? n - i : CHUNK;
-        MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_DOUBLE, MPI_SUM, m->world));
-    }
-    return 0;
+    return allreduce_chunked(c, buf, n, sizeof *buf, MPI_DOUBLE, MPI_SUM, err);
 }
 
 int dist_allreduce_max_i64(dist_comm *c, int64_t *buf, size_t n, char err[DIST_ERRLEN])
 {
-    comm_mpi *m = c->impl;
-    MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_INT64_T, MPI_MAX, m->world));
-    return 0;
+    return allreduce_chunked(c, buf, n, sizeof *buf, MPI_INT64_T, MPI_MAX, err);
 }
 
 int dist_gather_f64(dist_comm *c, const double *send, size_t count, double *recv, size_t recv_cap,

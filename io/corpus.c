@@ -6,28 +6,15 @@
  * loader, which decodes the files as UTF-8 and so fails on any bad byte, and lets
  * an error name the exact line. Errors name file and line but never quote the
  * line: the corpus may hold patient data. */
-#include "io/io.h"
+#include "io/io_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-
-/* ------------------------------------------------------------ error helpers */
-
-static int fail(char err[IO_ERRLEN], const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, IO_ERRLEN, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ------------------------------------------------------------ file slurping */
 
@@ -40,29 +27,29 @@ static int read_file(const char *path, file_buf *fb, char err[IO_ERRLEN]) {
     fb->data = NULL;
     fb->size = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return io_fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
         int e = errno;
         fclose(f);
-        return fail(err, "%s: cannot stat: %s", path, strerror(e));
+        return io_fail(err, "%s: cannot stat: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         fclose(f);
-        return fail(err, "%s: not a regular file", path);
+        return io_fail(err, "%s: not a regular file", path);
     }
     size_t cap = (size_t)st.st_size;
     char *buf = malloc(cap + 1);
     if (!buf) {
         fclose(f);
-        return fail(err, "%s: out of memory reading %zu bytes", path, cap);
+        return io_fail(err, "%s: out of memory reading %zu bytes", path, cap);
     }
     size_t got = fread(buf, 1, cap, f);
     int bad = ferror(f);
     fclose(f);
     if (bad || got != cap) {
         free(buf);
-        return fail(err, "%s: read error", path);
+        return io_fail(err, "%s: read error", path);
     }
     buf[got] = '\0';
     fb->data = buf;
@@ -111,7 +98,7 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len) {
 static int check_utf8(const char *path, const file_buf *fb, char err[IO_ERRLEN]) {
     size_t bad = utf8_invalid_at((const unsigned char *)fb->data, fb->size);
     if (bad == fb->size) return 0;
-    return fail(err, "%s:%zu: %s", path, line_of(fb->data, bad),
+    return io_fail(err, "%s:%zu: %s", path, line_of(fb->data, bad),
                 fb->data[bad] == '\0' ? "NUL byte" : "invalid UTF-8");
 }
 
@@ -150,20 +137,20 @@ static int grow(void **p, size_t count, size_t elem) {
 
 static int builder_add(builder *b, const char *text, size_t len, int label, int64_t pmid,
                        const char *path, size_t line, char err[IO_ERRLEN]) {
-    if (len == 0) return fail(err, "%s:%zu: empty text", path, line);
-    if (len > UINT32_MAX - 1) return fail(err, "%s:%zu: text too long", path, line);
-    if (b->n >= UINT32_MAX - 1) return fail(err, "%s:%zu: too many rows", path, line);
+    if (len == 0) return io_fail(err, "%s:%zu: empty text", path, line);
+    if (len > UINT32_MAX - 1) return io_fail(err, "%s:%zu: text too long", path, line);
+    if (b->n >= UINT32_MAX - 1) return io_fail(err, "%s:%zu: too many rows", path, line);
     if (b->n == b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 1024;
         if (grow((void **)&b->off, nc, sizeof *b->off) || grow((void **)&b->len, nc, sizeof *b->len) ||
             grow((void **)&b->label, nc, sizeof *b->label) || grow((void **)&b->pmid, nc, sizeof *b->pmid))
-            return fail(err, "%s:%zu: out of memory", path, line);
+            return io_fail(err, "%s:%zu: out of memory", path, line);
         b->cap = nc;
     }
     if (b->arena_size + len + 1 > b->arena_cap) {
         size_t nc = b->arena_cap ? b->arena_cap : 1 << 16;
         while (nc < b->arena_size + len + 1) nc *= 2;
-        if (grow((void **)&b->arena, nc, 1)) return fail(err, "%s:%zu: out of memory", path, line);
+        if (grow((void **)&b->arena, nc, 1)) return io_fail(err, "%s:%zu: out of memory", path, line);
         b->arena_cap = nc;
     }
     memcpy(b->arena + b->arena_size, text, len);
@@ -181,12 +168,12 @@ static int builder_add(builder *b, const char *text, size_t len, int label, int6
 static int builder_finish(builder *b, const char *what, io_corpus *out, char err[IO_ERRLEN]) {
     if (b->n == 0) {
         builder_free(b);
-        return fail(err, "%s: empty corpus (no rows)", what);
+        return io_fail(err, "%s: empty corpus (no rows)", what);
     }
     const char **text = malloc(b->n * sizeof *text);
     if (!text) {
         builder_free(b);
-        return fail(err, "%s: out of memory", what);
+        return io_fail(err, "%s: out of memory", what);
     }
     for (size_t i = 0; i < b->n; i++) text[i] = b->arena + b->off[i];
     out->n = b->n;
@@ -291,13 +278,13 @@ static int read_drug_ae(const char *path, builder *b, char err[IO_ERRLEN]) {
             p = bar + 1;
         }
         if (nf != 8) {
-            rc = fail(err, "%s:%zu: expected 8 '|'-separated fields (PMID|sentence|effect|b|e|drug|b|e), got %s%zu",
+            rc = io_fail(err, "%s:%zu: expected 8 '|'-separated fields (PMID|sentence|effect|b|e|drug|b|e), got %s%zu",
                       path, line, nf > 8 ? "more than " : "", nf > 8 ? (size_t)8 : nf);
             break;
         }
         int64_t pmid;
         if (parse_pmid(field[0], flen[0], &pmid)) {
-            rc = fail(err, "%s:%zu: PMID is not a number", path, line);
+            rc = io_fail(err, "%s:%zu: PMID is not a number", path, line);
             break;
         }
         const char *t = field[1];
@@ -322,12 +309,12 @@ static int read_ade_neg(const char *path, builder *b, char err[IO_ERRLEN]) {
         const char *sp = memchr(s, ' ', len);
         int64_t pmid;
         if (parse_pmid(s, sp ? (size_t)(sp - s) : len, &pmid)) {
-            rc = fail(err, "%s:%zu: PMID is not a number", path, line);
+            rc = io_fail(err, "%s:%zu: PMID is not a number", path, line);
             break;
         }
         size_t after = sp ? (size_t)(sp - s) + 1 : len;
         if (len - after < 4 || memcmp(s + after, "NEG ", 4) != 0) {
-            rc = fail(err, "%s:%zu: expected 'PMID NEG sentence'", path, line);
+            rc = io_fail(err, "%s:%zu: expected 'PMID NEG sentence'", path, line);
             break;
         }
         /* Everything after "PMID NEG ", unstripped: that is what HF keeps. */
@@ -370,7 +357,7 @@ static int read_tsv(const char *path, builder *b, char err[IO_ERRLEN]) {
         if (is_blank(s, len)) continue;
         const char *tab = memchr(s, '\t', len);
         if (!tab || memchr(tab + 1, '\t', len - (size_t)(tab + 1 - s))) {
-            rc = fail(err, "%s:%zu: expected 2 tab-separated fields (text, label)", path, line);
+            rc = io_fail(err, "%s:%zu: expected 2 tab-separated fields (text, label)", path, line);
             break;
         }
         size_t tl = (size_t)(tab - s);
@@ -383,7 +370,7 @@ static int read_tsv(const char *path, builder *b, char err[IO_ERRLEN]) {
                 seen_content = 1;
                 continue;
             }
-            rc = fail(err, "%s:%zu: unknown label (want 1/0, Adverse_Event/Not_AE, Related/Not-Related)",
+            rc = io_fail(err, "%s:%zu: unknown label (want 1/0, Adverse_Event/Not_AE, Related/Not-Related)",
                       path, line);
             break;
         }
@@ -445,7 +432,7 @@ static int csv_next(const file_buf *fb, size_t *pos, size_t *line, csv_record *r
     r->size = 0;
     r->nf = 0;
     size_t start_line = *line;
-    if (csv_new_field(r)) return fail(err, "%s:%zu: out of memory", path, start_line);
+    if (csv_new_field(r)) return io_fail(err, "%s:%zu: out of memory", path, start_line);
     int quoted_field_start = 1;
     for (;;) {
         if (i >= n) break;
@@ -454,10 +441,10 @@ static int csv_next(const file_buf *fb, size_t *pos, size_t *line, csv_record *r
             size_t qline = *line;
             i++;
             for (;;) {
-                if (i >= n) return fail(err, "%s:%zu: unterminated quoted field", path, qline);
+                if (i >= n) return io_fail(err, "%s:%zu: unterminated quoted field", path, qline);
                 if (d[i] == '"') {
                     if (i + 1 < n && d[i + 1] == '"') {
-                        if (csv_putc(r, '"')) return fail(err, "%s:%zu: out of memory", path, qline);
+                        if (csv_putc(r, '"')) return io_fail(err, "%s:%zu: out of memory", path, qline);
                         i += 2;
                         continue;
                     }
@@ -465,18 +452,18 @@ static int csv_next(const file_buf *fb, size_t *pos, size_t *line, csv_record *r
                     break;
                 }
                 if (d[i] == '\n') (*line)++;
-                if (csv_putc(r, d[i])) return fail(err, "%s:%zu: out of memory", path, qline);
+                if (csv_putc(r, d[i])) return io_fail(err, "%s:%zu: out of memory", path, qline);
                 i++;
             }
             r->flen[r->nf - 1] = r->size - r->start[r->nf - 1];
             if (i < n && d[i] != ',' && d[i] != '\n' && d[i] != '\r')
-                return fail(err, "%s:%zu: unexpected character after a closing quote", path, *line);
+                return io_fail(err, "%s:%zu: unexpected character after a closing quote", path, *line);
             quoted_field_start = 0;
             continue;
         }
         quoted_field_start = 0;
         if (c == ',') {
-            if (csv_new_field(r)) return fail(err, "%s:%zu: out of memory", path, start_line);
+            if (csv_new_field(r)) return io_fail(err, "%s:%zu: out of memory", path, start_line);
             quoted_field_start = 1;
             i++;
             continue;
@@ -487,7 +474,7 @@ static int csv_next(const file_buf *fb, size_t *pos, size_t *line, csv_record *r
             (*line)++;
             break;
         }
-        if (csv_putc(r, c)) return fail(err, "%s:%zu: out of memory", path, start_line);
+        if (csv_putc(r, c)) return io_fail(err, "%s:%zu: out of memory", path, start_line);
         r->flen[r->nf - 1]++;
         i++;
     }
@@ -526,24 +513,24 @@ static int read_csv(const char *path, builder *b, char err[IO_ERRLEN]) {
                 else if (header_is(&r, k, "label") && label_col == SIZE_MAX) label_col = k;
             }
             if (text_col == SIZE_MAX || label_col == SIZE_MAX) {
-                rc = fail(err, "%s:%zu: CSV header must name a 'text' and a 'label' column", path, rec_line);
+                rc = io_fail(err, "%s:%zu: CSV header must name a 'text' and a 'label' column", path, rec_line);
                 break;
             }
             continue;
         }
         if (r.nf <= text_col || r.nf <= label_col) {
-            rc = fail(err, "%s:%zu: record has %zu fields, fewer than the header", path, rec_line, r.nf);
+            rc = io_fail(err, "%s:%zu: record has %zu fields, fewer than the header", path, rec_line, r.nf);
             break;
         }
         int label;
         if (parse_label(r.buf + r.start[label_col], r.flen[label_col], &label)) {
-            rc = fail(err, "%s:%zu: unknown label (want 1/0, Adverse_Event/Not_AE, Related/Not-Related)",
+            rc = io_fail(err, "%s:%zu: unknown label (want 1/0, Adverse_Event/Not_AE, Related/Not-Related)",
                       path, rec_line);
             break;
         }
         rc = builder_add(b, r.buf + r.start[text_col], r.flen[text_col], label, -1, path, rec_line, err);
     }
-    if (rc == 0 && text_col == SIZE_MAX) rc = fail(err, "%s: empty corpus (no header, no rows)", path);
+    if (rc == 0 && text_col == SIZE_MAX) rc = io_fail(err, "%s: empty corpus (no header, no rows)", path);
     csv_record_free(&r);
     free(fb.data);
     return rc;
@@ -575,7 +562,7 @@ static int read_jsonl(const char *path, builder *b, char err[IO_ERRLEN]) {
         line++;
         if (is_blank(s, len)) continue;
         if (has_nul_escape(s, len)) {
-            rc = fail(err, "%s:%zu: \\u0000 (NUL) in a string is not supported", path, line);
+            rc = io_fail(err, "%s:%zu: \\u0000 (NUL) in a string is not supported", path, line);
             break;
         }
         /* The buffer is ours: terminate the line in place so cJSON sees only it. */
@@ -584,29 +571,29 @@ static int read_jsonl(const char *path, builder *b, char err[IO_ERRLEN]) {
         cJSON *obj = cJSON_ParseWithOpts(s, &end, 1);
         if (!obj || !cJSON_IsObject(obj)) {
             cJSON_Delete(obj);
-            rc = fail(err, "%s:%zu: not a JSON object", path, line);
+            rc = io_fail(err, "%s:%zu: not a JSON object", path, line);
             break;
         }
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "text");
         const cJSON *l = cJSON_GetObjectItemCaseSensitive(obj, "label");
         int label = -1;
         if (!cJSON_IsString(t) || !t->valuestring) {
-            rc = fail(err, "%s:%zu: missing string field \"text\"", path, line);
+            rc = io_fail(err, "%s:%zu: missing string field \"text\"", path, line);
         } else if (cJSON_IsNumber(l)) {
             if (l->valuedouble == 0.0 || l->valuedouble == 1.0) label = (int)l->valuedouble;
-            else rc = fail(err, "%s:%zu: unknown label (want 0 or 1)", path, line);
+            else rc = io_fail(err, "%s:%zu: unknown label (want 0 or 1)", path, line);
         } else if (cJSON_IsString(l) && l->valuestring) {
             if (parse_label(l->valuestring, strlen(l->valuestring), &label))
-                rc = fail(err, "%s:%zu: unknown label (want 1/0, Adverse_Event/Not_AE, Related/Not-Related)",
+                rc = io_fail(err, "%s:%zu: unknown label (want 1/0, Adverse_Event/Not_AE, Related/Not-Related)",
                           path, line);
         } else {
-            rc = fail(err, "%s:%zu: missing field \"label\" (number or string)", path, line);
+            rc = io_fail(err, "%s:%zu: missing field \"label\" (number or string)", path, line);
         }
         if (rc == 0) {
             /* \u escapes can still spell a lone surrogate or a NUL. */
             size_t tl = strlen(t->valuestring);
             if (utf8_invalid_at((const unsigned char *)t->valuestring, tl) != tl)
-                rc = fail(err, "%s:%zu: invalid UTF-8 in \"text\"", path, line);
+                rc = io_fail(err, "%s:%zu: invalid UTF-8 in \"text\"", path, line);
             else
                 rc = builder_add(b, t->valuestring, tl, label, -1, path, line, err);
         }
@@ -631,13 +618,13 @@ static uint64_t hash_bytes(const char *s, size_t len) {
 }
 
 int io_corpus_text_classes(const io_corpus *c, uint32_t *first, char err[IO_ERRLEN]) {
-    if (!c || !first) return fail(err, "io_corpus_text_classes: null argument");
+    if (!c || !first) return io_fail(err, "io_corpus_text_classes: null argument");
     if (c->n == 0) return 0;
-    if (c->n > UINT32_MAX / 2) return fail(err, "io_corpus_text_classes: too many rows");
+    if (c->n > UINT32_MAX / 2) return io_fail(err, "io_corpus_text_classes: too many rows");
     size_t cap = 16;
     while (cap < 2 * c->n) cap *= 2;
     uint32_t *slot = malloc(cap * sizeof *slot);
-    if (!slot) return fail(err, "io_corpus_text_classes: out of memory");
+    if (!slot) return io_fail(err, "io_corpus_text_classes: out of memory");
     memset(slot, 0xFF, cap * sizeof *slot); /* UINT32_MAX = empty */
     size_t mask = cap - 1;
     for (size_t i = 0; i < c->n; i++) {
@@ -664,9 +651,9 @@ int io_corpus_text_classes(const io_corpus *c, uint32_t *first, char err[IO_ERRL
  * of dropped rows: compacting it would save ~10% of 3.7 MB and move every pointer. */
 static int apply_view(io_corpus *c, io_view view, char err[IO_ERRLEN]) {
     if (view == IO_VIEW_HF) return 0;
-    if (view != IO_VIEW_DEDUP) return fail(err, "unknown corpus view %d", (int)view);
+    if (view != IO_VIEW_DEDUP) return io_fail(err, "unknown corpus view %d", (int)view);
     uint32_t *first = malloc(c->n * sizeof *first);
-    if (!first) return fail(err, "dedup: out of memory");
+    if (!first) return io_fail(err, "dedup: out of memory");
     if (io_corpus_text_classes(c, first, err)) {
         free(first);
         return -1;
@@ -707,21 +694,21 @@ static int finish(builder *b, const char *what, io_view view, io_corpus *out, ch
 }
 
 static int check_view(io_view view, char err[IO_ERRLEN]) {
-    if (view != IO_VIEW_HF && view != IO_VIEW_DEDUP) return fail(err, "unknown corpus view %d", (int)view);
+    if (view != IO_VIEW_HF && view != IO_VIEW_DEDUP) return io_fail(err, "unknown corpus view %d", (int)view);
     return 0;
 }
 
 int io_corpus_load_ade(const char *dir, io_view view, io_corpus *out, char err[IO_ERRLEN]) {
-    if (!out) return fail(err, "io_corpus_load_ade: null output");
+    if (!out) return io_fail(err, "io_corpus_load_ade: null output");
     memset(out, 0, sizeof *out);
-    if (!dir) return fail(err, "io_corpus_load_ade: null directory");
+    if (!dir) return io_fail(err, "io_corpus_load_ade: null directory");
     if (check_view(view, err)) return -1;
     struct stat st;
-    if (stat(dir, &st) != 0) return fail(err, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return fail(err, "%s: not a directory", dir);
+    if (stat(dir, &st) != 0) return io_fail(err, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return io_fail(err, "%s: not a directory", dir);
     size_t dl = strlen(dir);
     char *path = malloc(dl + 32);
-    if (!path) return fail(err, "%s: out of memory", dir);
+    if (!path) return io_fail(err, "%s: out of memory", dir);
     builder b = {0};
     const char *sep = dl > 0 && dir[dl - 1] == '/' ? "" : "/";
     snprintf(path, dl + 32, "%s%sDRUG-AE.rel", dir, sep);
@@ -744,15 +731,15 @@ static int has_suffix(const char *s, const char *suf) {
 }
 
 int io_corpus_load_file(const char *path, io_view view, io_corpus *out, char err[IO_ERRLEN]) {
-    if (!out) return fail(err, "io_corpus_load_file: null output");
+    if (!out) return io_fail(err, "io_corpus_load_file: null output");
     memset(out, 0, sizeof *out);
-    if (!path) return fail(err, "io_corpus_load_file: null path");
+    if (!path) return io_fail(err, "io_corpus_load_file: null path");
     if (check_view(view, err)) return -1;
     int (*reader)(const char *, builder *, char *) = NULL;
     if (has_suffix(path, ".tsv")) reader = read_tsv;
     else if (has_suffix(path, ".csv")) reader = read_csv;
     else if (has_suffix(path, ".jsonl")) reader = read_jsonl;
-    else return fail(err, "%s: unknown corpus format (want .tsv, .csv or .jsonl)", path);
+    else return io_fail(err, "%s: unknown corpus format (want .tsv, .csv or .jsonl)", path);
     builder b = {0};
     if (reader(path, &b, err)) {
         builder_free(&b);
@@ -762,11 +749,11 @@ int io_corpus_load_file(const char *path, io_view view, io_corpus *out, char err
 }
 
 int io_corpus_load(const char *path, io_view view, io_corpus *out, char err[IO_ERRLEN]) {
-    if (!out) return fail(err, "io_corpus_load: null output");
+    if (!out) return io_fail(err, "io_corpus_load: null output");
     memset(out, 0, sizeof *out);
-    if (!path) return fail(err, "io_corpus_load: null path");
+    if (!path) return io_fail(err, "io_corpus_load: null path");
     struct stat st;
-    if (stat(path, &st) != 0) return fail(err, "%s: %s", path, strerror(errno));
+    if (stat(path, &st) != 0) return io_fail(err, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) return io_corpus_load_ade(path, view, out, err);
     return io_corpus_load_file(path, view, out, err);
 }

@@ -13,43 +13,31 @@
  * neither round-trips exactly nor promises the same digits as another printer;
  * the shortest exact "%.*g" does both. cJSON still builds the object and escapes
  * strings. */
-#include "io/io.h"
+#include "io/io_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(char err[IO_ERRLEN], const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, IO_ERRLEN, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* ------------------------------------------------------------ confusion */
 
 static int check_labels(const uint8_t *label, size_t n, char err[IO_ERRLEN])
 {
     for (size_t i = 0; i < n; i++)
-        if (label[i] > 1) return fail(err, "metrics: label of row %zu is %u, not 0/1", i, (unsigned)label[i]);
+        if (label[i] > 1) return io_fail(err, "metrics: label of row %zu is %u, not 0/1", i, (unsigned)label[i]);
     return 0;
 }
 
 static int check_args(const void *score, const uint8_t *label, size_t n, char err[IO_ERRLEN])
 {
-    if (n > 0 && (!score || !label)) return fail(err, "metrics: NULL score or label array");
+    if (n > 0 && (!score || !label)) return io_fail(err, "metrics: NULL score or label array");
     return check_labels(label, n, err);
 }
 
@@ -67,11 +55,11 @@ static void tally(io_confusion *cm, int pred, uint8_t y)
 int io_confusion_add_f32(io_confusion *cm, const float *score, const uint8_t *label, size_t n,
                          double threshold, char err[IO_ERRLEN])
 {
-    if (!cm) return fail(err, "metrics: NULL confusion matrix");
-    if (isnan(threshold)) return fail(err, "metrics: threshold is NaN");
+    if (!cm) return io_fail(err, "metrics: NULL confusion matrix");
+    if (isnan(threshold)) return io_fail(err, "metrics: threshold is NaN");
     if (check_args(score, label, n, err)) return -1;
     for (size_t i = 0; i < n; i++)
-        if (isnan(score[i])) return fail(err, "metrics: score of row %zu is NaN", i);
+        if (isnan(score[i])) return io_fail(err, "metrics: score of row %zu is NaN", i);
     /* compared in double: a float 0.5f is exactly the default threshold */
     for (size_t i = 0; i < n; i++) tally(cm, (double)score[i] >= threshold, label[i]);
     return 0;
@@ -80,11 +68,11 @@ int io_confusion_add_f32(io_confusion *cm, const float *score, const uint8_t *la
 int io_confusion_add_f64(io_confusion *cm, const double *score, const uint8_t *label, size_t n,
                          double threshold, char err[IO_ERRLEN])
 {
-    if (!cm) return fail(err, "metrics: NULL confusion matrix");
-    if (isnan(threshold)) return fail(err, "metrics: threshold is NaN");
+    if (!cm) return io_fail(err, "metrics: NULL confusion matrix");
+    if (isnan(threshold)) return io_fail(err, "metrics: threshold is NaN");
     if (check_args(score, label, n, err)) return -1;
     for (size_t i = 0; i < n; i++)
-        if (isnan(score[i])) return fail(err, "metrics: score of row %zu is NaN", i);
+        if (isnan(score[i])) return io_fail(err, "metrics: score of row %zu is NaN", i);
     for (size_t i = 0; i < n; i++) tally(cm, score[i] >= threshold, label[i]);
     return 0;
 }
@@ -92,12 +80,12 @@ int io_confusion_add_f64(io_confusion *cm, const double *score, const uint8_t *l
 int io_confusion_check(const io_confusion *cm, int64_t expected_rows, char err[IO_ERRLEN])
 {
     if (cm->tp < 0 || cm->fp < 0 || cm->tn < 0 || cm->fn < 0)
-        return fail(err, "metrics: negative count in confusion matrix (tp %" PRId64 " fp %" PRId64 " tn %" PRId64
+        return io_fail(err, "metrics: negative count in confusion matrix (tp %" PRId64 " fp %" PRId64 " tn %" PRId64
                          " fn %" PRId64 ")",
                     cm->tp, cm->fp, cm->tn, cm->fn);
     int64_t total = cm->tp + cm->fp + cm->tn + cm->fn;
     if (total != expected_rows)
-        return fail(err,
+        return io_fail(err,
                     "metrics: confusion matrix counts %" PRId64 " rows (tp %" PRId64 " fp %" PRId64 " tn %" PRId64
                     " fn %" PRId64 "), the split has %" PRId64,
                     total, cm->tp, cm->fp, cm->tn, cm->fn, expected_rows);
@@ -171,14 +159,14 @@ static void auc_sorted(scored *p, size_t n, io_metrics *m)
 
 int io_metrics_auc_f32(const float *score, const uint8_t *label, size_t n, io_metrics *m, char err[IO_ERRLEN])
 {
-    if (!m) return fail(err, "metrics: NULL output");
+    if (!m) return io_fail(err, "metrics: NULL output");
     if (check_args(score, label, n, err)) return -1;
     scored *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) return fail(err, "metrics: out of memory for %zu scores", n);
+    if (!p) return io_fail(err, "metrics: out of memory for %zu scores", n);
     for (size_t i = 0; i < n; i++) {
         if (isnan(score[i])) {
             free(p);
-            return fail(err, "metrics: score of row %zu is NaN", i);
+            return io_fail(err, "metrics: score of row %zu is NaN", i);
         }
         p[i].s = (double)score[i]; /* exact: float ties stay ties */
         p[i].y = label[i];
@@ -190,14 +178,14 @@ int io_metrics_auc_f32(const float *score, const uint8_t *label, size_t n, io_me
 
 int io_metrics_auc_f64(const double *score, const uint8_t *label, size_t n, io_metrics *m, char err[IO_ERRLEN])
 {
-    if (!m) return fail(err, "metrics: NULL output");
+    if (!m) return io_fail(err, "metrics: NULL output");
     if (check_args(score, label, n, err)) return -1;
     scored *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) return fail(err, "metrics: out of memory for %zu scores", n);
+    if (!p) return io_fail(err, "metrics: out of memory for %zu scores", n);
     for (size_t i = 0; i < n; i++) {
         if (isnan(score[i])) {
             free(p);
-            return fail(err, "metrics: score of row %zu is NaN", i);
+            return io_fail(err, "metrics: score of row %zu is NaN", i);
         }
         p[i].s = score[i];
         p[i].y = label[i];
@@ -210,7 +198,7 @@ int io_metrics_auc_f64(const double *score, const uint8_t *label, size_t n, io_m
 int io_metrics_compute_f32(const float *score, const uint8_t *label, size_t n, double threshold, io_metrics *m,
                            char err[IO_ERRLEN])
 {
-    if (!m) return fail(err, "metrics: NULL output");
+    if (!m) return io_fail(err, "metrics: NULL output");
     memset(m, 0, sizeof *m);
     io_confusion cm = {0, 0, 0, 0};
     if (io_confusion_add_f32(&cm, score, label, n, threshold, err)) return -1;
@@ -221,7 +209,7 @@ int io_metrics_compute_f32(const float *score, const uint8_t *label, size_t n, d
 int io_metrics_compute_f64(const double *score, const uint8_t *label, size_t n, double threshold, io_metrics *m,
                            char err[IO_ERRLEN])
 {
-    if (!m) return fail(err, "metrics: NULL output");
+    if (!m) return io_fail(err, "metrics: NULL output");
     memset(m, 0, sizeof *m);
     io_confusion cm = {0, 0, 0, 0};
     if (io_confusion_add_f64(&cm, score, label, n, threshold, err)) return -1;
@@ -289,23 +277,23 @@ static int split_ok(const char *s) { return strcmp(s, "val") == 0 || strcmp(s, "
 
 int io_metrics_format(const io_metrics_record *r, char **line, char err[IO_ERRLEN])
 {
-    if (!line) return fail(err, "metrics: NULL output");
+    if (!line) return io_fail(err, "metrics: NULL output");
     *line = NULL;
-    if (!r) return fail(err, "metrics: NULL record");
+    if (!r) return io_fail(err, "metrics: NULL record");
     if (strnlen(r->split, sizeof r->split) == sizeof r->split || !split_ok(r->split))
-        return fail(err, "metrics: split must be \"val\" or \"test\"");
-    if (r->n_extra > 0 && !r->extra) return fail(err, "metrics: NULL extra keys");
+        return io_fail(err, "metrics: split must be \"val\" or \"test\"");
+    if (r->n_extra > 0 && !r->extra) return io_fail(err, "metrics: NULL extra keys");
     for (size_t i = 0; i < r->n_extra; i++) {
         const io_metrics_extra *e = &r->extra[i];
-        if (!e->key || !*e->key) return fail(err, "metrics: extra key %zu is empty", i);
-        if (is_schema_key(e->key)) return fail(err, "metrics: extra key '%s' is a schema key", e->key);
-        if (e->is_string && !e->str) return fail(err, "metrics: extra key '%s' has a NULL string", e->key);
+        if (!e->key || !*e->key) return io_fail(err, "metrics: extra key %zu is empty", i);
+        if (is_schema_key(e->key)) return io_fail(err, "metrics: extra key '%s' is a schema key", e->key);
+        if (e->is_string && !e->str) return io_fail(err, "metrics: extra key '%s' has a NULL string", e->key);
         for (size_t j = 0; j < i; j++)
-            if (strcmp(r->extra[j].key, e->key) == 0) return fail(err, "metrics: extra key '%s' repeated", e->key);
+            if (strcmp(r->extra[j].key, e->key) == 0) return io_fail(err, "metrics: extra key '%s' repeated", e->key);
     }
 
     cJSON *o = cJSON_CreateObject();
-    if (!o) return fail(err, "metrics: out of memory");
+    if (!o) return io_fail(err, "metrics: out of memory");
     const io_metrics *m = &r->m;
     int bad = 0;
     bad |= add_int(o, "schema_version", r->schema_version);
@@ -336,7 +324,7 @@ int io_metrics_format(const io_metrics_record *r, char **line, char err[IO_ERRLE
     }
     char *s = bad ? NULL : cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (!s) return fail(err, "metrics: out of memory formatting a record");
+    if (!s) return io_fail(err, "metrics: out of memory formatting a record");
     *line = s;
     return 0;
 }
@@ -378,7 +366,7 @@ static void sync_parent_dir(const char *path)
 
 int io_metrics_append(const char *path, const io_metrics_record *r, char err[IO_ERRLEN])
 {
-    if (!path) return fail(err, "metrics: NULL path");
+    if (!path) return io_fail(err, "metrics: NULL path");
     char *json = NULL;
     if (io_metrics_format(r, &json, err)) return -1;
 
@@ -391,14 +379,14 @@ int io_metrics_append(const char *path, const io_metrics_record *r, char err[IO_
     if (fd < 0) {
         int e = errno;
         free(json);
-        return fail(err, "%s: cannot open for appending: %s", path, strerror(e));
+        return io_fail(err, "%s: cannot open for appending: %s", path, strerror(e));
     }
     /* exactly 0600 whatever the umask: the run's history is private to the user */
     if (created && fchmod(fd, 0600) != 0) {
         int e = errno;
         close(fd);
         free(json);
-        return fail(err, "%s: chmod 0600: %s", path, strerror(e));
+        return io_fail(err, "%s: chmod 0600: %s", path, strerror(e));
     }
     struct stat st;
     int lead_nl = 0;
@@ -406,7 +394,7 @@ int io_metrics_append(const char *path, const io_metrics_record *r, char err[IO_
         int e = errno;
         close(fd);
         free(json);
-        return fail(err, "%s: stat: %s", path, strerror(e));
+        return io_fail(err, "%s: stat: %s", path, strerror(e));
     }
     if (st.st_size > 0) {
         char last = '\n';
@@ -417,7 +405,7 @@ int io_metrics_append(const char *path, const io_metrics_record *r, char err[IO_
     if (!buf) {
         close(fd);
         free(json);
-        return fail(err, "metrics: out of memory");
+        return io_fail(err, "metrics: out of memory");
     }
     size_t k = 0;
     if (lead_nl) buf[k++] = '\n';
@@ -432,16 +420,16 @@ int io_metrics_append(const char *path, const io_metrics_record *r, char err[IO_
     free(buf);
     if (rc != 0) {
         close(fd);
-        return fail(err, "%s: write: %s", path, strerror(e));
+        return io_fail(err, "%s: write: %s", path, strerror(e));
     }
     if (fsync(fd) != 0) {
         e = errno;
         close(fd);
-        return fail(err, "%s: fsync: %s", path, strerror(e));
+        return io_fail(err, "%s: fsync: %s", path, strerror(e));
     }
     if (close(fd) != 0) {
         e = errno;
-        return fail(err, "%s: close: %s", path, strerror(e));
+        return io_fail(err, "%s: close: %s", path, strerror(e));
     }
     if (created) sync_parent_dir(path);
     return 0;
@@ -461,12 +449,12 @@ void io_metrics_log_free(io_metrics_log *log)
 static int get_num(const cJSON *o, const char *key, double *v, size_t lineno, char err[IO_ERRLEN])
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!it) return fail(err, "metrics line %zu: missing \"%s\"", lineno, key);
+    if (!it) return io_fail(err, "metrics line %zu: missing \"%s\"", lineno, key);
     if (cJSON_IsNull(it)) {
         *v = NAN;
         return 0;
     }
-    if (!cJSON_IsNumber(it)) return fail(err, "metrics line %zu: \"%s\" is not a number", lineno, key);
+    if (!cJSON_IsNumber(it)) return io_fail(err, "metrics line %zu: \"%s\" is not a number", lineno, key);
     *v = it->valuedouble;
     return 0;
 }
@@ -474,10 +462,10 @@ static int get_num(const cJSON *o, const char *key, double *v, size_t lineno, ch
 static int get_i64(const cJSON *o, const char *key, int64_t *v, size_t lineno, char err[IO_ERRLEN])
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!it) return fail(err, "metrics line %zu: missing \"%s\"", lineno, key);
+    if (!it) return io_fail(err, "metrics line %zu: missing \"%s\"", lineno, key);
     /* integers beyond 2^53 would already have been rounded by the parser */
     if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 9007199254740992.0)
-        return fail(err, "metrics line %zu: \"%s\" is not an integer", lineno, key);
+        return io_fail(err, "metrics line %zu: \"%s\" is not an integer", lineno, key);
     *v = (int64_t)it->valuedouble;
     return 0;
 }
@@ -485,16 +473,16 @@ static int get_i64(const cJSON *o, const char *key, int64_t *v, size_t lineno, c
 static int parse_record(const cJSON *o, io_metrics_record *r, size_t lineno, char err[IO_ERRLEN])
 {
     memset(r, 0, sizeof *r);
-    if (!cJSON_IsObject(o)) return fail(err, "metrics line %zu: not a JSON object", lineno);
+    if (!cJSON_IsObject(o)) return io_fail(err, "metrics line %zu: not a JSON object", lineno);
     int64_t ver = 0;
     if (get_i64(o, "schema_version", &ver, lineno, err)) return -1;
     if (ver < 1 || ver > IO_METRICS_SCHEMA_VERSION)
-        return fail(err, "metrics line %zu: schema_version %" PRId64 " (this build reads 1..%d)", lineno, ver,
+        return io_fail(err, "metrics line %zu: schema_version %" PRId64 " (this build reads 1..%d)", lineno, ver,
                     IO_METRICS_SCHEMA_VERSION);
     r->schema_version = (int)ver;
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "split");
     if (!cJSON_IsString(sp) || !split_ok(sp->valuestring))
-        return fail(err, "metrics line %zu: \"split\" is not \"val\" or \"test\"", lineno);
+        return io_fail(err, "metrics line %zu: \"split\" is not \"val\" or \"test\"", lineno);
     strcpy(r->split, sp->valuestring);
     io_metrics *m = &r->m;
     if (get_i64(o, "epoch", &r->epoch, lineno, err) || get_i64(o, "step", &r->step, lineno, err) ||
@@ -514,17 +502,17 @@ static int parse_record(const cJSON *o, io_metrics_record *r, size_t lineno, cha
     /* extras: one block = the array, then every key and string */
     size_t n_extra = 0, bytes = 0;
     for (const cJSON *c = o->child; c; c = c->next) {
-        if (!c->string) return fail(err, "metrics line %zu: member without a key", lineno);
+        if (!c->string) return io_fail(err, "metrics line %zu: member without a key", lineno);
         if (is_schema_key(c->string)) continue;
         if (!cJSON_IsNumber(c) && !cJSON_IsNull(c) && !cJSON_IsString(c))
-            return fail(err, "metrics line %zu: extra key \"%s\" is not a number, null or string", lineno, c->string);
+            return io_fail(err, "metrics line %zu: extra key \"%s\" is not a number, null or string", lineno, c->string);
         n_extra++;
         bytes += strlen(c->string) + 1;
         if (cJSON_IsString(c)) bytes += strlen(c->valuestring) + 1;
     }
     if (n_extra == 0) return 0;
     io_metrics_extra *ex = malloc(n_extra * sizeof *ex + bytes);
-    if (!ex) return fail(err, "metrics line %zu: out of memory", lineno);
+    if (!ex) return io_fail(err, "metrics line %zu: out of memory", lineno);
     char *pool = (char *)(ex + n_extra);
     size_t k = 0;
     for (const cJSON *c = o->child; c; c = c->next) {
@@ -553,9 +541,9 @@ static int parse_record(const cJSON *o, io_metrics_record *r, size_t lineno, cha
 
 int io_metrics_parse(const char *text, size_t len, io_metrics_log *out, char err[IO_ERRLEN])
 {
-    if (!out) return fail(err, "metrics: NULL output");
+    if (!out) return io_fail(err, "metrics: NULL output");
     memset(out, 0, sizeof *out);
-    if (len > 0 && !text) return fail(err, "metrics: NULL text");
+    if (len > 0 && !text) return io_fail(err, "metrics: NULL text");
     size_t cap = 0, lineno = 0;
     for (size_t pos = 0; pos < len;) {
         const char *nl = memchr(text + pos, '\n', len - pos);
@@ -571,7 +559,7 @@ int io_metrics_parse(const char *text, size_t len, io_metrics_log *out, char err
             io_metrics_record *nr = realloc(out->rec, nc * sizeof *nr);
             if (!nr) {
                 io_metrics_log_free(out);
-                return fail(err, "metrics: out of memory");
+                return io_fail(err, "metrics: out of memory");
             }
             out->rec = nr;
             cap = nc;
@@ -579,7 +567,7 @@ int io_metrics_parse(const char *text, size_t len, io_metrics_log *out, char err
         cJSON *o = cJSON_ParseWithLength(text + b, e - b);
         if (!o) {
             io_metrics_log_free(out);
-            return fail(err, "metrics line %zu: not valid JSON", lineno);
+            return io_fail(err, "metrics line %zu: not valid JSON", lineno);
         }
         int rc = parse_record(o, &out->rec[out->n], lineno, err);
         cJSON_Delete(o);
@@ -594,16 +582,16 @@ int io_metrics_parse(const char *text, size_t len, io_metrics_log *out, char err
 
 int io_metrics_read(const char *path, io_metrics_log *out, char err[IO_ERRLEN])
 {
-    if (!out) return fail(err, "metrics: NULL output");
+    if (!out) return io_fail(err, "metrics: NULL output");
     memset(out, 0, sizeof *out);
-    if (!path) return fail(err, "metrics: NULL path");
+    if (!path) return io_fail(err, "metrics: NULL path");
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, "%s: %s", path, strerror(errno));
+    if (!f) return io_fail(err, "%s: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     if (!buf) {
         fclose(f);
-        return fail(err, "%s: out of memory", path);
+        return io_fail(err, "%s: out of memory", path);
     }
     for (;;) {
         if (n == cap) {
@@ -611,7 +599,7 @@ int io_metrics_read(const char *path, io_metrics_log *out, char err[IO_ERRLEN])
             if (!nb) {
                 free(buf);
                 fclose(f);
-                return fail(err, "%s: out of memory", path);
+                return io_fail(err, "%s: out of memory", path);
             }
             buf = nb;
             cap *= 2;
@@ -624,11 +612,11 @@ int io_metrics_read(const char *path, io_metrics_log *out, char err[IO_ERRLEN])
     fclose(f);
     if (rd_err) {
         free(buf);
-        return fail(err, "%s: read error", path);
+        return io_fail(err, "%s: read error", path);
     }
     char inner[IO_ERRLEN];
     int rc = io_metrics_parse(buf, n, out, inner);
     free(buf);
-    if (rc) return fail(err, "%s: %s", path, inner);
+    if (rc) return io_fail(err, "%s: %s", path, inner);
     return 0;
 }

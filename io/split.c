@@ -8,23 +8,12 @@
  * part (test first, then validation out of what is left for train), following the
  * chosen strategy. Taken rows are marked and the row set swept in order, so every
  * output list comes out ascending without a sort. */
-#include "io/io.h"
+#include "io/io_internal.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fail(char err[IO_ERRLEN], const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, IO_ERRLEN, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ------------------------------------------------------------ generator */
 
@@ -238,7 +227,7 @@ static int carve(ctx *x, io_split_kind kind, rng *r, const uint32_t *rows, size_
         else if (kind == IO_SPLIT_STRATIFIED) rc = mark_stratified(x, rows, m, k, r);
         else rc = mark_grouped(x, rows, m, k, r);
     }
-    if (rc) return fail(err, "split: out of memory");
+    if (rc) return io_fail(err, "split: out of memory");
     *nk = *nt = 0;
     for (size_t i = 0; i < m; i++) {
         uint32_t row = rows[i];
@@ -247,9 +236,9 @@ static int carve(ctx *x, io_split_kind kind, rng *r, const uint32_t *rows, size_
         x->mark[row] = 0;
     }
     if (frac > 0 && *nt == 0)
-        return fail(err, "split: %s part is empty (%zu rows to split)", part, m);
+        return io_fail(err, "split: %s part is empty (%zu rows to split)", part, m);
     if (*nk == 0)
-        return fail(err, "split: carving the %s part leaves no training rows (%zu rows%s)", part, m,
+        return io_fail(err, "split: carving the %s part leaves no training rows (%zu rows%s)", part, m,
                     kind == IO_SPLIT_GROUPED ? "; one PMID/text group may be too large" : "");
     return 0;
 }
@@ -276,16 +265,16 @@ static uint32_t *fit(uint32_t *p, size_t count) {
 
 int io_split_make(const io_corpus *c, io_split_kind kind, uint64_t seed, double test_fraction,
                   double val_fraction, io_split *out, char err[IO_ERRLEN]) {
-    if (!out) return fail(err, "io_split_make: null output");
+    if (!out) return io_fail(err, "io_split_make: null output");
     memset(out, 0, sizeof *out);
-    if (!c || c->n == 0) return fail(err, "io_split_make: empty corpus");
-    if (c->n >= UINT32_MAX) return fail(err, "io_split_make: too many rows");
+    if (!c || c->n == 0) return io_fail(err, "io_split_make: empty corpus");
+    if (c->n >= UINT32_MAX) return io_fail(err, "io_split_make: too many rows");
     if (kind != IO_SPLIT_RANDOM && kind != IO_SPLIT_STRATIFIED && kind != IO_SPLIT_GROUPED)
-        return fail(err, "io_split_make: unknown split kind %d", (int)kind);
+        return io_fail(err, "io_split_make: unknown split kind %d", (int)kind);
     if (!(test_fraction >= 0.0 && test_fraction < 1.0))
-        return fail(err, "io_split_make: test fraction must be in [0, 1)");
+        return io_fail(err, "io_split_make: test fraction must be in [0, 1)");
     if (!(val_fraction >= 0.0 && val_fraction < 1.0))
-        return fail(err, "io_split_make: validation fraction must be in [0, 1)");
+        return io_fail(err, "io_split_make: validation fraction must be in [0, 1)");
 
     size_t n = c->n;
     int rc = -1;
@@ -297,13 +286,13 @@ int io_split_make(const io_corpus *c, io_split_kind kind, uint64_t seed, double 
     out->val = malloc(n * sizeof *out->val);
     out->test = malloc(n * sizeof *out->test);
     if (!x.mark || !all || !rest || !out->train || !out->val || !out->test) {
-        fail(err, "io_split_make: out of memory");
+        io_fail(err, "io_split_make: out of memory");
         goto out;
     }
     if (kind == IO_SPLIT_GROUPED) {
         first = malloc(n * sizeof *first);
         if (!first) {
-            fail(err, "io_split_make: out of memory");
+            io_fail(err, "io_split_make: out of memory");
             goto out;
         }
         if (io_corpus_text_classes(c, first, err)) goto out;
@@ -350,18 +339,18 @@ const char *io_split_name(io_split_kind k) {
 }
 
 int io_split_leakage(const io_corpus *c, const io_split *s, io_leakage *out, char err[IO_ERRLEN]) {
-    if (!out) return fail(err, "io_split_leakage: null output");
+    if (!out) return io_fail(err, "io_split_leakage: null output");
     memset(out, 0, sizeof *out);
-    if (!c || !s) return fail(err, "io_split_leakage: null argument");
+    if (!c || !s) return io_fail(err, "io_split_leakage: null argument");
     size_t n = c->n;
     const struct {
         const uint32_t *rows;
         size_t count;
     } parts[3] = {{s->train, s->n_train}, {s->val, s->n_val}, {s->test, s->n_test}};
     for (int p = 0; p < 3; p++) {
-        if (parts[p].count && !parts[p].rows) return fail(err, "io_split_leakage: missing row list");
+        if (parts[p].count && !parts[p].rows) return io_fail(err, "io_split_leakage: missing row list");
         for (size_t i = 0; i < parts[p].count; i++)
-            if (parts[p].rows[i] >= n) return fail(err, "io_split_leakage: row index out of range");
+            if (parts[p].rows[i] >= n) return io_fail(err, "io_split_leakage: row index out of range");
     }
     if (n == 0) return 0;
     uint32_t *first = malloc(n * sizeof *first);
@@ -369,7 +358,7 @@ int io_split_leakage(const io_corpus *c, const io_split *s, io_leakage *out, cha
     if (!first || !in_train) {
         free(first);
         free(in_train);
-        return fail(err, "io_split_leakage: out of memory");
+        return io_fail(err, "io_split_leakage: out of memory");
     }
     if (io_corpus_text_classes(c, first, err)) {
         free(first);

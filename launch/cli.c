@@ -87,3 +87,20 @@ int cli_getopt(int argc, char **argv, const char *cmd, const char *shortopts, co
     }
     return c;
 }
+
+void cli_nn_config(nn_config *n, const io_model_config *c)
+{
+    n->vocab_size = c->vocab_size;
+    n->hidden_size = c->hidden_size;
+    n->num_hidden_layers = c->num_hidden_layers;
+    n->num_attention_heads = c->num_attention_heads;
+    n->intermediate_size = c->intermediate_size;
+    n->max_position_embeddings = c->max_position_embeddings;
+    n->type_vocab_size = c->type_vocab_size;
+    n->num_labels = c->num_labels;
+    n->pad_token_id = c->pad_token_id;
+    n->layer_norm_eps = c->layer_norm_eps;
+    n->hidden_dropout_prob = c->hidden_dropout_prob;
+    n->attention_probs_dropout_prob = c->attention_probs_dropout_prob;
+    n->classifier_dropout = c->classifier_dropout;
+}

@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io/io.h"
+#include "nn/nn.h"
+
 /* Exit statuses: 0 ok, 1 runtime failure (bad input file, I/O), 2 usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
@@ -22,6 +25,9 @@ const char *cli_data_dir(const char *flag_value);
 /* Casing: explicit flag (1 lower, 0 cased, -1 none) wins; otherwise the vocab
  * heuristic, announced on stderr so the choice is never silent. */
 int cli_resolve_lowercase(const char *cmd, int flag, int vocab_is_cased);
+
+/* The model's architecture as nn sees it (nn does not depend on io). */
+void cli_nn_config(nn_config *out, const io_model_config *c);
 
 /* getopt_long with argv[0] named after the subcommand, errors reported as one line. */
 struct option;

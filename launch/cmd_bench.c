@@ -98,9 +98,8 @@ int cmd_bench(int argc, char **argv)
         cli_error("bench", "--model: %s", err);
         return CLI_USAGE;
     }
-    nn_config c = {ic.vocab_size, ic.hidden_size, ic.num_hidden_layers, ic.num_attention_heads, ic.intermediate_size,
-                   ic.max_position_embeddings, ic.type_vocab_size, ic.num_labels, ic.pad_token_id,
-                   ic.layer_norm_eps, ic.hidden_dropout_prob, ic.attention_probs_dropout_prob, ic.classifier_dropout};
+    nn_config c;
+    cli_nn_config(&c, &ic);
     if ((int64_t)seq > c.max_position_embeddings) {
         cli_error("bench", "--seq-len %zu exceeds max_position_embeddings %lld", seq,
                   (long long)c.max_position_embeddings);

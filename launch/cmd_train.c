@@ -235,23 +235,6 @@ static void on_grad_ready(void *ctx, float *grad, size_t off, size_t len);
 
 /* ------------------------------------------------------------ setup */
 
-static void config_from_io(nn_config *n, const io_model_config *c)
-{
-    n->vocab_size = c->vocab_size;
-    n->hidden_size = c->hidden_size;
-    n->num_hidden_layers = c->num_hidden_layers;
-    n->num_attention_heads = c->num_attention_heads;
-    n->intermediate_size = c->intermediate_size;
-    n->max_position_embeddings = c->max_position_embeddings;
-    n->type_vocab_size = c->type_vocab_size;
-    n->num_labels = c->num_labels;
-    n->pad_token_id = c->pad_token_id;
-    n->layer_norm_eps = c->layer_norm_eps;
-    n->hidden_dropout_prob = c->hidden_dropout_prob;
-    n->attention_probs_dropout_prob = c->attention_probs_dropout_prob;
-    n->classifier_dropout = c->classifier_dropout;
-}
-
 static int is_dir(const char *p)
 {
     struct stat st;
@@ -314,7 +297,7 @@ static void setup_model_config(run *r)
             (long long)mc.max_position_embeddings);
     if (io_config_validate(&mc, err))
         die(r, "%s", err);
-    config_from_io(&r->cfg, &mc);
+    cli_nn_config(&r->cfg, &mc);
 }
 
 static void setup_data(run *r)

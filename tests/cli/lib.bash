@@ -29,6 +29,13 @@ require_corpus() {
   [ -f "$CORPUS/DRUG-AE.rel" ] && [ -f "$CORPUS/ADE-NEG.txt" ] || { echo "FAIL corpus missing at $CORPUS"; exit 1; }
   [ -f "$CASED_VOCAB" ] && [ -f "$UNCASED_VOCAB" ] || { echo "FAIL vocabularies missing under $DATA_ROOT/vocab"; exit 1; }
 }
+# require_mpi: the test needs an MPI build and mpirun; sets root_flags for mpirun.
+require_mpi() {
+  "$BIN" version >"$TMP/version.txt" 2>&1
+  grep -q "MPI (" "$TMP/version.txt" || { echo "FAIL this test needs an MPI build (ADEBERT_MPI=ON)"; exit 1; }
+  command -v mpirun >/dev/null || { echo "FAIL mpirun not found (apt-get install openmpi-bin)"; exit 1; }
+  root_flags=(); [ "$(id -u)" -eq 0 ] && root_flags=(--allow-run-as-root)
+}
 # json_get FILE EXPR: evaluates a Python expression on the JSON object `j`.
 json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 finish() {

@@ -4,11 +4,7 @@
 # every rank at the same step with exit status 75.
 source "$(dirname "$0")/lib.bash"
 require_corpus
-"$BIN" version >"$TMP/version.txt" 2>&1
-if ! grep -q "MPI (" "$TMP/version.txt"; then
-  fail "this test needs an MPI build (ADEBERT_MPI=ON)"; finish
-fi
-root_flags=(); [ "$(id -u)" -eq 0 ] && root_flags=(--allow-run-as-root)
+require_mpi
 export OMP_NUM_THREADS=1
 args=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --limit 2000 --batch-size 8 --lr 1e-3
       --quiet)

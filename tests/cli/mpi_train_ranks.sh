@@ -6,11 +6,7 @@
 # batch. Negative control: skipping the gradient reduction must break it.
 source "$(dirname "$0")/lib.bash"
 require_corpus
-"$BIN" version >"$TMP/version.txt" 2>&1
-if ! grep -q "MPI (" "$TMP/version.txt"; then
-  fail "this test needs an MPI build (ADEBERT_MPI=ON)"; finish
-fi
-root_flags=(); [ "$(id -u)" -eq 0 ] && root_flags=(--allow-run-as-root)
+require_mpi
 export OMP_NUM_THREADS=1
 
 train() { # np batch tag [extra flags]
