@@ -669,7 +669,22 @@ int cmd_train(int argc, char **argv)
         return prc == 1 ? CLI_OK : CLI_USAGE;
     train_opts *o = &r->o;
     char derr[DIST_ERRLEN];
-    if (dist_init(&r->comm, NULL, NULL, derr)) {
+    /* The stop signals go to the main thread only: MPI_Init starts helper threads
+     * (PMIx, event loops) that inherit this mask and must not be interrupted. */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    int init_rc = dist_init(&r->comm, NULL, NULL, derr);
+    pthread_sigmask(SIG_UNBLOCK, &stop_set, NULL);
+    if (init_rc) {
         cli_error("train", "%s", derr);
         return CLI_FAIL;
     }
@@ -684,12 +699,6 @@ int cmd_train(int argc, char **argv)
         r->fail_rank = (int)fr;
         r->fail_step = fs;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-
     char err[ERRLEN];
     snprintf(r->run_dir, sizeof r->run_dir, "%s", o->out);
     setup_model_config(r);
