@@ -356,4 +356,66 @@ int io_safetensors_write_f32(const char *path, size_t n, const char *const *name
                              const float *const *data, const int *ndims,
                              const int64_t (*shapes)[IO_ST_MAX_DIMS], char err[IO_ERRLEN]);
 
+/* ------------------------------------------------------- pytorch_model.bin */
+/* A state dict of tensors written by torch.save, in either format:
+ *  - zip (torch >= 1.6): PREFIX/data.pkl, a pickle, and one raw storage per
+ *    PREFIX/data/<key>. Entries must be stored uncompressed (method 0, as torch.save
+ *    writes them); a compressed or encrypted entry is refused by name. Zip64 is
+ *    understood; a PREFIX/byteorder other than "little" is refused.
+ *  - legacy (torch < 1.6, or _use_new_zipfile_serialization=False): the magic
+ *    number, protocol version and system-info pickles, the state dict pickle, the
+ *    list of storage keys, then each storage as an int64 element count and its bytes.
+ *    Big-endian files and the pre-0.4 tar format are refused.
+ * The pickle is read by a restricted unpickler that executes nothing. It knows the
+ * opcodes torch.save emits (protocol 2; also 4's FRAME/MEMOIZE/STACK_GLOBAL) and
+ * only these globals: collections.OrderedDict, torch._utils._rebuild_tensor,
+ * _rebuild_tensor_v2, _rebuild_parameter(_with_state) and the torch.<T>Storage
+ * classes of the dtypes below; any other global (os.system, builtins.eval, ...),
+ * object construction (INST/OBJ/NEWOBJ) or unknown opcode is an error. BUILD is
+ * accepted on a dict only, and its state (OrderedDict's `_metadata`) is dropped.
+ * The top-level object must be a dict of name -> tensor.
+ * Nothing is trusted: every storage is checked against the file, and every tensor's
+ * offset, shape and strides against its storage, before the table is returned;
+ * pickle size, stack, memo and object counts are capped. Tensors may share a storage
+ * (a tied cls.predictions.decoder.weight) and be non-contiguous. */
+
+typedef struct {
+    char *name;                       /* the state dict key, NUL-free */
+    io_dtype dtype;
+    int ndim;                         /* 0 for a scalar */
+    int64_t shape[IO_ST_MAX_DIMS];
+    int64_t numel;
+    int64_t stride[IO_ST_MAX_DIMS];   /* in elements */
+    int64_t offset;                   /* first element inside the storage */
+    size_t storage;                   /* index into io_torchbin.storages */
+} io_tb_tensor;
+
+typedef struct {
+    char *key;      /* the storage key (zip entry data/<key>, or the legacy id) */
+    io_dtype dtype;
+    int64_t numel;  /* elements */
+    uint64_t begin; /* byte offset of its first element in the file */
+} io_tb_storage;
+
+typedef struct {
+    size_t n;
+    io_tb_tensor *tensors;   /* in state dict order */
+    size_t n_storages;
+    io_tb_storage *storages; /* one per distinct storage key */
+    int legacy;              /* 1: legacy format, 0: zip */
+    void *map;               /* whole file (mmap, or a malloc'd copy) */
+    size_t map_size;
+    int mapped;              /* 1: munmap on free, 0: free() */
+} io_torchbin;
+
+int io_torchbin_open(const char *path, io_torchbin *out, char err[IO_ERRLEN]);
+/* Same checks on a buffer in memory (copied); used by tests and fuzzing. */
+int io_torchbin_parse(const void *buf, size_t len, io_torchbin *out, char err[IO_ERRLEN]);
+void io_torchbin_free(io_torchbin *b);
+/* Index of the tensor named `name`, or -1. */
+long io_torchbin_find(const io_torchbin *b, const char *name);
+/* Tensor `index` as a contiguous (row-major) fp32 copy in dst[n]; n must equal its
+ * numel. F32/F16/BF16 only: other dtypes are listed but refused here. */
+int io_torchbin_read_f32(const io_torchbin *b, size_t index, float *dst, size_t n, char err[IO_ERRLEN]);
+
 #endif
