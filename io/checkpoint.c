@@ -621,7 +621,14 @@ static int attr_read_str(const char *path, hid_t obj, const char *name, char **o
  * under 64 MiB, and (for filtered data) Fletcher32 as the only filter. HDF5 1.10
  * trusts a damaged layout message far enough to crash in H5Dread; this refuses it
  * first. dims may hold zeros (an empty unlimited dataset). */
-static int layout_ok(hid_t ds, int nd, const hsize_t *dims, size_t elem, int fletcher)
+/* Size of the file on disk (0 when it cannot be read: then no chunk fits). */
+static hsize_t file_bytes(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && sb.st_size > 0 ? (hsize_t)sb.st_size : 0;
+}
+
+static int layout_ok(const char *path, hid_t ds, int nd, const hsize_t *dims, size_t elem, int fletcher)
 {
     hid_t dcpl = H5Dget_create_plist(ds);
     if (dcpl < 0) return 0;
@@ -643,6 +650,26 @@ static int layout_ok(hid_t ds, int nd, const hsize_t *dims, size_t elem, int fle
                       : nf == 0;
     }
     H5Pclose(dcpl);
+    /* Every chunk must be there and be stored at exactly its size (+4 bytes of
+     * Fletcher32) inside the file: HDF5 1.10 sizes its read buffer from the chunk
+     * index but copies the logical chunk size, so a damaged index entry overflows
+     * (seen under ASan). */
+    if (ok) {
+        hsize_t want = 1;
+        for (int d = 0; d < nd; d++) want *= dims[d] ? (dims[d] + ch[d] - 1) / ch[d] : 0;
+        hsize_t nchunks = 0, fsize = file_bytes(path);
+        hid_t sp = H5Dget_space(ds);
+        ok = sp >= 0 && H5Dget_num_chunks(ds, sp, &nchunks) >= 0 && nchunks == want;
+        for (hsize_t i = 0; ok && i < nchunks; i++) {
+            hsize_t off[CKPT_MAX_DIMS];
+            unsigned mask = 0;
+            haddr_t addr = 0;
+            hsize_t size = 0;
+            ok = H5Dget_chunk_info(ds, sp, i, off, &mask, &addr, &size) >= 0 && mask == 0 &&
+                 size == bytes + (fletcher ? 4 : 0) && addr != HADDR_UNDEF && addr <= fsize && size <= fsize - addr;
+        }
+        if (sp >= 0) H5Sclose(sp);
+    }
     return ok;
 }
 
@@ -656,7 +683,7 @@ static int read_vocab(const char *path, hid_t fid, owned *o, ckpt_state *st, cha
              w <= VOCAB_MAX_TOKEN && H5Sget_simple_extent_ndims(sp) == 1;
     hsize_t dim = 0;
     if (ok) H5Sget_simple_extent_dims(sp, &dim, NULL);
-    ok = ok && dim == (hsize_t)st->vocab_n && layout_ok(ds, 1, &dim, w, 1);
+    ok = ok && dim == (hsize_t)st->vocab_n && layout_ok(path, ds, 1, &dim, w, 1);
     hid_t mt = ok ? H5Tcopy(ft) : -1; /* read as stored: same size, padding and cset */
     if (ft >= 0) H5Tclose(ft);
     if (sp >= 0) H5Sclose(sp);
@@ -704,7 +731,7 @@ static int read_metrics(const char *path, hid_t fid, owned *o, ckpt_state *st, c
     if (ok) H5Sget_simple_extent_dims(sp, &dim, NULL);
     if (ft >= 0) H5Tclose(ft);
     if (sp >= 0) H5Sclose(sp);
-    if (!ok || dim != (hsize_t)st->metrics_len || !layout_ok(ds, 1, &dim, 1, 1)) {
+    if (!ok || dim != (hsize_t)st->metrics_len || !layout_ok(path, ds, 1, &dim, 1, 1)) {
         H5Dclose(ds);
         return io_fail(err, "%s: /state/metrics is not a 1-D byte dataset of metrics_bytes %zu", path, st->metrics_len);
     }
@@ -837,7 +864,7 @@ static int read_tensor(const char *path, hid_t grp, const char *gname, const cha
         H5Dclose(ds);
         return io_fail(err, "%s: %s/%s: more floats than /state n_floats (malformed checkpoint)", path, gname, name);
     }
-    if (!layout_ok(ds, nd, dims, sizeof(float), 1)) {
+    if (!layout_ok(path, ds, nd, dims, sizeof(float), 1)) {
         H5Dclose(ds);
         return io_fail(err, "%s: %s/%s: unexpected storage layout (corrupt checkpoint)", path, gname, name);
     }
