@@ -135,7 +135,7 @@ do_down() {
   for pid in /proc/[0-9]*; do
     pid=${pid#/proc/}
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = munged ] || continue
-    if { tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qxF -- "--socket=$MUNGE_SOCK"; then
+    if grep -qxF -- "--socket=$MUNGE_SOCK" <<<"$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null)"; then
       kill -TERM "$pid" 2>/dev/null || true
     fi
   done
@@ -168,7 +168,7 @@ wait_for() {
   exit 1
 }
 
-node_idle() { timeout 5 sinfo -h -n "$NODE" -o %T | grep -qx idle; }
+node_idle() { grep -qx idle <<<"$(timeout 5 sinfo -h -n "$NODE" -o %T)"; }
 
 do_up() {
   [ "$(id -u)" -eq 0 ] || die "must run as root (the test cluster uses SlurmUser=root)"
