@@ -8,4 +8,7 @@
  * path reads `return io_fail(err, "%s:%zu: ...", path, line);`. */
 int io_fail(char err[IO_ERRLEN], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* IEEE binary16 -> binary32, exact (subnormals, inf and NaN kept). */
+float io_half_to_float(uint16_t h);
+
 #endif

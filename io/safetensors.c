@@ -1,6 +1,6 @@
 /* Minimal safetensors reader/writer. The header is untrusted input: every size
  * and offset is checked before it is used. */
-#include "io/io.h"
+#include "io/io_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -242,23 +242,6 @@ const io_st_tensor *io_safetensors_find(const io_safetensors *st, const char *na
     return NULL;
 }
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
-    if (e == 0) {
-        if (m == 0) bits = s;
-        else { /* subnormal: renormalise */
-            int k = -1;
-            do { k++; m <<= 1; } while (!(m & 0x400));
-            bits = s | ((uint32_t)(127 - 15 - k) << 23) | ((m & 0x3ff) << 13);
-        }
-    } else if (e == 31) bits = s | 0x7f800000u | (m << 13);
-    else bits = s | ((e + 127 - 15) << 23) | (m << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 int io_safetensors_read_f32(const io_safetensors *st, const io_st_tensor *t, float *dst, size_t n,
                             char err[IO_ERRLEN])
 {
@@ -277,7 +260,7 @@ int io_safetensors_read_f32(const io_safetensors *st, const io_st_tensor *t, flo
         }
         return 0;
     case IO_DT_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = half_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        for (size_t i = 0; i < n; i++) dst[i] = io_half_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         return 0;
     case IO_DT_BF16:
         for (size_t i = 0; i < n; i++) {

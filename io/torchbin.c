@@ -1162,23 +1162,6 @@ long io_torchbin_find(const io_torchbin *b, const char *name)
     return -1;
 }
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
-    if (e == 0) {
-        if (m == 0) bits = s;
-        else { /* subnormal: renormalise */
-            int k = -1;
-            do { k++; m <<= 1; } while (!(m & 0x400));
-            bits = s | ((uint32_t)(127 - 15 - k) << 23) | ((m & 0x3ff) << 13);
-        }
-    } else if (e == 31) bits = s | 0x7f800000u | (m << 13);
-    else bits = s | ((e + 127 - 15) << 23) | (m << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 int io_torchbin_read_f32(const io_torchbin *b, size_t index, float *dst, size_t n, char err[IO_ERRLEN])
 {
     if (index >= b->n) return io_fail(err, "torch.save: tensor index %zu out of range (%zu tensors)", index, b->n);
@@ -1203,7 +1186,7 @@ int io_torchbin_read_f32(const io_torchbin *b, size_t index, float *dst, size_t 
         }
         case IO_DT_F16:
             p = base + 2 * e;
-            dst[i] = half_to_float((uint16_t)rd_le(p, 2));
+            dst[i] = io_half_to_float((uint16_t)rd_le(p, 2));
             break;
         default: {
             p = base + 2 * e;
