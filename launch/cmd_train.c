@@ -27,14 +27,17 @@
 
 #define ERRLEN 512
 
-/* Set by SIGTERM/SIGUSR1 (Slurm's warning before preemption). The only state a
- * signal handler can touch is a global of this type. */
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig)
+/* SIGTERM/SIGUSR1 (Slurm's warning before preemption) are never delivered
+ * asynchronously: they stay blocked in every thread (MPI's, OpenMP's, ours) and the
+ * main thread collects a pending one once per step, so no library call is ever
+ * interrupted by them. */
+static int stop_signal_pending(const sigset_t *set)
 {
-    (void)sig;
-    stop_requested = 1;
+    struct timespec zero = {0, 0};
+    int got = 0;
+    while (sigtimedwait(set, NULL, &zero) > 0)
+        got = 1;
+    return got;
 }
 
 static double now_s(void)
@@ -669,21 +672,13 @@ int cmd_train(int argc, char **argv)
         return prc == 1 ? CLI_OK : CLI_USAGE;
     train_opts *o = &r->o;
     char derr[DIST_ERRLEN];
-    /* The stop signals go to the main thread only: MPI_Init starts helper threads
-     * (PMIx, event loops) that inherit this mask and must not be interrupted. */
+    /* Blocked before MPI_Init so that every thread created from here on inherits it. */
     sigset_t stop_set;
     sigemptyset(&stop_set);
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
     int init_rc = dist_init(&r->comm, NULL, NULL, derr);
-    pthread_sigmask(SIG_UNBLOCK, &stop_set, NULL);
     if (init_rc) {
         cli_error("train", "%s", derr);
         return CLI_FAIL;
@@ -807,7 +802,7 @@ int cmd_train(int argc, char **argv)
             progress_show(&pg, epoch + 1, o->epochs, step, total, loss_sum / (double)loss_n,
                           el > 0 ? (double)tokens_since / el : 0, 0);
             /* Every rank stops at the same step: OR the flag each step. */
-            int64_t flag = stop_requested;
+            int64_t flag = stop_signal_pending(&stop_set);
             if (dist_allreduce_max_i64(&r->comm, &flag, 1, derr))
                 die(r, "stop flag all-reduce: %s", derr);
             int last_of_epoch = b + 1 == plan.n_batches || step == total;
@@ -862,7 +857,7 @@ int cmd_train(int argc, char **argv)
     if (stopped) {
         if (root)
             fprintf(stderr, "adebert train: stopped by a signal at step %lld; exit 75 so Slurm requeues "
-                            "(checkpoints, and so resuming, are not built yet: a requeued job starts over)\n",
+                            "(checkpoints are not built yet: nothing was saved, and --resume is refused)\n",
                     (long long)step);
         rc = 75;
     }
