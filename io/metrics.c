@@ -157,23 +157,24 @@ static void auc_sorted(scored *p, size_t n, io_metrics *m)
     m->pr_auc = m->pr_auc_defined ? ap : NAN;
 }
 
+/* Float scores widen exactly to double (ties stay ties): the f32 entry points that
+ * need a copy anyway delegate to the f64 ones. NULL only for NULL input or OOM. */
+static double *widen(const float *score, size_t n)
+{
+    if (!score) return NULL;
+    double *d = malloc((n ? n : 1) * sizeof *d);
+    if (d)
+        for (size_t i = 0; i < n; i++) d[i] = (double)score[i];
+    return d;
+}
+
 int io_metrics_auc_f32(const float *score, const uint8_t *label, size_t n, io_metrics *m, char err[IO_ERRLEN])
 {
-    if (!m) return io_fail(err, "metrics: NULL output");
-    if (check_args(score, label, n, err)) return -1;
-    scored *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) return io_fail(err, "metrics: out of memory for %zu scores", n);
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(score[i])) {
-            free(p);
-            return io_fail(err, "metrics: score of row %zu is NaN", i);
-        }
-        p[i].s = (double)score[i]; /* exact: float ties stay ties */
-        p[i].y = label[i];
-    }
-    auc_sorted(p, n, m);
-    free(p);
-    return 0;
+    double *d = widen(score, n);
+    if (score && !d) return io_fail(err, "metrics: out of memory for %zu scores", n);
+    int rc = io_metrics_auc_f64(d, label, n, m, err);
+    free(d);
+    return rc;
 }
 
 int io_metrics_auc_f64(const double *score, const uint8_t *label, size_t n, io_metrics *m, char err[IO_ERRLEN])
@@ -198,12 +199,11 @@ int io_metrics_auc_f64(const double *score, const uint8_t *label, size_t n, io_m
 int io_metrics_compute_f32(const float *score, const uint8_t *label, size_t n, double threshold, io_metrics *m,
                            char err[IO_ERRLEN])
 {
-    if (!m) return io_fail(err, "metrics: NULL output");
-    memset(m, 0, sizeof *m);
-    io_confusion cm = {0, 0, 0, 0};
-    if (io_confusion_add_f32(&cm, score, label, n, threshold, err)) return -1;
-    io_metrics_from_confusion(&cm, m);
-    return io_metrics_auc_f32(score, label, n, m, err);
+    double *d = widen(score, n);
+    if (score && !d) return io_fail(err, "metrics: out of memory for %zu scores", n);
+    int rc = io_metrics_compute_f64(d, label, n, threshold, m, err);
+    free(d);
+    return rc;
 }
 
 int io_metrics_compute_f64(const double *score, const uint8_t *label, size_t n, double threshold, io_metrics *m,
