@@ -20,7 +20,7 @@ typedef struct {
             char s_[MPI_MAX_ERROR_STRING];                                                    \
             int n_ = 0;                                                                       \
             MPI_Error_string(rc_, s_, &n_);                                                   \
-            snprintf(err, DIST_ERRLEN, "%s failed at %s:%d: %.120s", #call, __FILE__, __LINE__, s_); \
+            snprintf(err, DIST_ERRLEN, "%s failed in %s: %.120s", #call, __func__, s_); \
             return -1;                                                                        \
         }                                                                                     \
     } while (0)
