@@ -107,6 +107,10 @@ int io_split_leakage(const io_corpus *c, const io_split *s, io_leakage *out, cha
 typedef struct io_vocab io_vocab;
 
 int io_vocab_load(const char *path, io_vocab **out, char err[IO_ERRLEN]);
+/* The same from a token list (token id = index), e.g. a checkpoint's /tokenizer/vocab;
+ * `name` stands for the file in errors. */
+int io_vocab_from_tokens(const char *const *tokens, size_t n, const char *name, io_vocab **out,
+                         char err[IO_ERRLEN]);
 void io_vocab_free(io_vocab *v);
 size_t io_vocab_size(const io_vocab *v);
 int32_t io_vocab_find(const io_vocab *v, const char *tok, size_t len); /* -1 if absent */

@@ -177,22 +177,10 @@ static int read_file(const char *path, unsigned char **buf, size_t *n, char err[
     return 0;
 }
 
-int io_vocab_load(const char *path, io_vocab **out, char err[IO_ERRLEN])
+/* Builds the vocab from `buf` (n bytes of vocab.txt, malloc'd; taken over whatever
+ * happens); `path` names it in errors. */
+static int vocab_parse(const char *path, unsigned char *buf, size_t n, io_vocab **out, char err[IO_ERRLEN])
 {
-    err[0] = '\0';
-    if (!out) {
-        snprintf(err, IO_ERRLEN, "vocab: no output");
-        return -1;
-    }
-    *out = NULL;
-    if (!path) {
-        snprintf(err, IO_ERRLEN, "vocab: no path");
-        return -1;
-    }
-    unsigned char *buf;
-    size_t n;
-    if (read_file(path, &buf, &n, err))
-        return -1;
     if (n == 0) {
         free(buf);
         snprintf(err, IO_ERRLEN, "vocab %s: empty file", path);
@@ -321,6 +309,57 @@ int io_vocab_load(const char *path, io_vocab **out, char err[IO_ERRLEN])
     }
     *out = v;
     return 0;
+}
+
+int io_vocab_load(const char *path, io_vocab **out, char err[IO_ERRLEN])
+{
+    err[0] = '\0';
+    if (!out) {
+        snprintf(err, IO_ERRLEN, "vocab: no output");
+        return -1;
+    }
+    *out = NULL;
+    if (!path) {
+        snprintf(err, IO_ERRLEN, "vocab: no path");
+        return -1;
+    }
+    unsigned char *buf;
+    size_t n;
+    if (read_file(path, &buf, &n, err))
+        return -1;
+    return vocab_parse(path, buf, n, out, err);
+}
+
+int io_vocab_from_tokens(const char *const *tokens, size_t n, const char *name, io_vocab **out,
+                         char err[IO_ERRLEN])
+{
+    err[0] = '\0';
+    if (!out) {
+        snprintf(err, IO_ERRLEN, "vocab: no output");
+        return -1;
+    }
+    *out = NULL;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!tokens[i] || strchr(tokens[i], '\n')) {
+            snprintf(err, IO_ERRLEN, "vocab %s: token %zu is missing or holds a newline", name, i);
+            return -1;
+        }
+        len += strlen(tokens[i]) + 1;
+    }
+    unsigned char *buf = malloc(len + 1);
+    if (!buf) {
+        snprintf(err, IO_ERRLEN, "vocab %s: out of memory", name);
+        return -1;
+    }
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(tokens[i]);
+        memcpy(buf + pos, tokens[i], k);
+        pos += k;
+        buf[pos++] = '\n';
+    }
+    return vocab_parse(name, buf, pos, out, err);
 }
 
 void io_vocab_free(io_vocab *v)

@@ -22,10 +22,12 @@ static const char *const usage =
     "  data stats   corpus rows, split sizes, token lengths and train/test leakage\n"
     "  tokenize     BERT WordPiece: text lines on stdin -> token ids on stdout\n"
     "  train        fine-tune a BERT classifier, data-parallel over MPI ranks, per-epoch F1\n"
+    "  eval         metrics of a checkpoint on its recorded split (or any corpus)\n"
+    "  predict      text lines in, one JSON line each out (label, p_adverse_event)\n"
+    "  import       a Hugging Face model directory -> an adebert checkpoint\n"
+    "  export       an adebert checkpoint -> a Hugging Face model directory\n"
     "  bench        time training steps (ms/step, tokens/s, GFLOP/s, peak memory)\n"
     "  version      version and build configuration (CUDA, MPI, HDF5, GPUs seen)\n"
-    "\n"
-    "not built yet (tracked in the issues): eval, predict, import, export\n"
     "\n"
     "The ADE corpus is read from --data DIR, else $ADEBERT_DATA, else\n"
     "  " ADEBERT_DEFAULT_DATA "\n"
@@ -67,8 +69,6 @@ static int cmd_version(void)
     return CLI_OK;
 }
 
-static const char *const planned[] = {"eval", "predict", "import", "export"};
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -90,11 +90,14 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(argc - 1, argv + 1);
-    for (size_t i = 0; i < sizeof planned / sizeof *planned; i++)
-        if (!strcmp(cmd, planned[i])) {
-            cli_error(NULL, "'%s' is not built yet in this version (see the project's issues)", cmd);
-            return CLI_USAGE;
-        }
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "predict"))
+        return cmd_predict(argc - 1, argv + 1);
+    if (!strcmp(cmd, "import"))
+        return cmd_import(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export"))
+        return cmd_export(argc - 1, argv + 1);
     cli_error(NULL, "unknown command '%s' (adebert --help lists them)", cmd);
     return CLI_USAGE;
 }

@@ -10,9 +10,12 @@
 #include "io/io.h"
 #include "launch/cli.h"
 #include "launch/commands.h"
+#include "launch/model_io.h"
 #include "launch/train_opts.h"
 #include "nn/nn.h"
 
+#include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -47,6 +50,16 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Where the training loop stands, beyond the model and optimizer: what a
+ * checkpoint must carry for a resumed run to continue exactly. */
+typedef struct {
+    int64_t epoch, batch;  /* the next global batch to run */
+    double loss_sum;       /* train loss summed since the last evaluation ... */
+    int64_t loss_n;        /* ... over this many steps */
+    double best_f1;        /* best.h5's F1 (-1: none yet) and step */
+    int64_t best_step;
+} loop_state;
+
 /* Everything one run holds; freed by run_free whatever happened. */
 typedef struct {
     train_opts o;
@@ -58,6 +71,7 @@ typedef struct {
     io_tokenizer *tok;
     io_tokens tokens;
     nn_config cfg;
+    io_model_config mc;
     nn_backend *be;
     nn_model *model;
     nn_adamw *opt;
@@ -78,6 +92,9 @@ typedef struct {
     size_t group_off[NN_MAX_GRAD_GROUPS], group_len[NN_MAX_GRAD_GROUPS];
     int fail_rank;        /* --debug-fail-at; -1: none */
     int64_t fail_step;
+    loop_state ls;
+    int64_t resumed_from; /* step of the checkpoint resumed from; -1: fresh start */
+    char *train_json;     /* the resolved options (RUN_DIR/config.json; checkpoints) */
 } run;
 
 static void run_free(run *r)
@@ -89,6 +106,7 @@ static void run_free(run *r)
     free(r->logits);
     free(r->scores);
     free(r->all_scores);
+    free(r->train_json);
     if (r->sample_log)
         fclose(r->sample_log);
     if (r->step_log)
@@ -178,8 +196,9 @@ static int write_run_file(const char *dir, const char *name, const char *text, c
     return write_atomic(path, text, strlen(text), err, errlen);
 }
 
-/* RUN_DIR is created 0700; an existing one is accepted only if it holds no run. */
-static int prepare_run_dir(const char *dir, char *err, size_t errlen)
+/* RUN_DIR is created 0700; an existing one is accepted only if it holds no run
+ * (or with --resume). */
+static int prepare_run_dir(const char *dir, int resume, char *err, size_t errlen)
 {
     if (mkdir(dir, 0700) != 0) {
         if (errno != EEXIST) {
@@ -192,8 +211,9 @@ static int prepare_run_dir(const char *dir, char *err, size_t errlen)
             return -1;
         }
         char p[1200];
-        if (join_path(p, sizeof p, dir, IO_METRICS_FILE) == 0 && access(p, F_OK) == 0) {
-            snprintf(err, errlen, "%.400s already holds a run (metrics.jsonl); choose another --out", dir);
+        if (!resume && join_path(p, sizeof p, dir, IO_METRICS_FILE) == 0 && access(p, F_OK) == 0) {
+            snprintf(err, errlen, "%.400s already holds a run (metrics.jsonl); choose another --out, or --resume it",
+                     dir);
             return -1;
         }
     }
@@ -301,6 +321,7 @@ static void setup_model_config(run *r)
     if (io_config_validate(&mc, err))
         die(r, "%s", err);
     cli_nn_config(&r->cfg, &mc);
+    r->mc = mc;
 }
 
 static void setup_data(run *r)
@@ -601,6 +622,380 @@ static void progress_clear(progress *p)
     }
 }
 
+/* ------------------------------------------------------------ checkpoints */
+
+#define CKPT_PREFIX "ckpt-step"
+
+static mio_data data_settings(const run *r)
+{
+    mio_data d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.data, sizeof d.data, "%s", r->o.data);
+    d.view = r->o.view;
+    d.split = r->o.split;
+    d.seed = r->o.seed;
+    d.test_fraction = 0.2;
+    d.val_fraction = r->o.val_fraction;
+    d.limit = r->o.limit;
+    d.max_seq_len = r->o.max_seq_len;
+    d.lowercase = r->o.lowercase;
+    return d;
+}
+
+/* Doubles travel as C99 hex strings: exact, whatever the JSON library prints. */
+static void add_hex(cJSON *o, const char *key, double v)
+{
+    char b[64];
+    snprintf(b, sizeof b, "%a", v);
+    cJSON_AddStringToObject(o, key, b);
+}
+
+static int get_hex(const cJSON *o, const char *key, double *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    char *end = NULL;
+    if (!cJSON_IsString(x))
+        return -1;
+    *v = strtod(x->valuestring, &end);
+    return *end ? -1 : 0;
+}
+
+static int get_i64(const cJSON *o, const char *key, int64_t *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || fabs(x->valuedouble) > 9e15)
+        return -1;
+    *v = (int64_t)x->valuedouble;
+    return 0;
+}
+
+/* {"train": <the resolved options>, "loop": <loop_state>}: stored with the data
+ * settings of every checkpoint. */
+static char *checkpoint_extra(const run *r, const loop_state *ls)
+{
+    cJSON *o = cJSON_CreateObject(), *t = cJSON_Parse(r->train_json), *l = cJSON_CreateObject();
+    char *s = NULL;
+    if (o && t && l) {
+        cJSON_AddItemToObject(o, "train", t);
+        t = NULL;
+        cJSON_AddNumberToObject(l, "epoch", (double)ls->epoch);
+        cJSON_AddNumberToObject(l, "batch", (double)ls->batch);
+        add_hex(l, "loss_sum", ls->loss_sum);
+        cJSON_AddNumberToObject(l, "loss_n", (double)ls->loss_n);
+        add_hex(l, "best_f1", ls->best_f1);
+        cJSON_AddNumberToObject(l, "best_step", (double)ls->best_step);
+        cJSON_AddItemToObject(o, "loop", l);
+        l = NULL;
+        s = cJSON_PrintUnformatted(o);
+    }
+    cJSON_Delete(o);
+    cJSON_Delete(t);
+    cJSON_Delete(l);
+    return s;
+}
+
+/* The whole file, or an empty text when it does not exist. */
+static int read_text(const char *path, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT ? 0 : -1;
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        n += fread(b + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *g = realloc(b, cap *= 2);
+        if (!g)
+            free(b);
+        b = g;
+    }
+    int bad = ferror(f) || !b;
+    fclose(f);
+    if (bad) {
+        free(b);
+        return -1;
+    }
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+/* Rank 0 writes RUN_DIR/name (0600, temporary name, fsync, rename); with_optim adds
+ * the AdamW moments. Collective when `collective` (the other ranks wait at a
+ * barrier), otherwise rank 0 alone calls it. */
+static void save_checkpoint(run *r, const char *name, int with_optim, const loop_state *ls, int collective)
+{
+    char derr[DIST_ERRLEN];
+    if (r->comm.rank == 0) {
+        char path[1200], mpath[1200], err[MIO_ERRLEN];
+        if (join_path(path, sizeof path, r->run_dir, name) ||
+            join_path(mpath, sizeof mpath, r->run_dir, IO_METRICS_FILE))
+            die(r, "--out: path too long");
+        char *metrics = NULL, *extra = checkpoint_extra(r, ls);
+        size_t mlen = 0;
+        if (read_text(mpath, &metrics, &mlen))
+            die(r, "%s: cannot read: %s", mpath, strerror(errno));
+        if (!extra)
+            die(r, "out of memory");
+        mio_data d = data_settings(r);
+        mio_save_args a;
+        memset(&a, 0, sizeof a);
+        a.mc = &r->mc;
+        a.data = &d;
+        a.vocab = r->vocab;
+        a.epoch = ls->epoch;
+        a.step = nn_adamw_steps_done(r->opt);
+        a.batch_in_epoch = ls->batch;
+        a.seed = r->o.seed;
+        a.loss_scale = 1.0;
+        a.metrics = metrics;
+        a.metrics_len = mlen;
+        a.data_extra = extra;
+        double t0 = now_s();
+        int rc = mio_save(path, r->model, with_optim ? r->opt : NULL, &a, err);
+        free(metrics);
+        free(extra);
+        if (rc)
+            die(r, "saving a checkpoint: %s", err);
+        if (!r->o.quiet) {
+            struct stat st;
+            double mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0;
+            fprintf(stderr, "  saved %s (%.1f MB) in %.2f s\n", path, mb, now_s() - t0);
+        }
+    }
+    if (collective && dist_barrier(&r->comm, derr))
+        die(r, "barrier after saving a checkpoint: %s", derr);
+}
+
+/* Step checkpoints in RUN_DIR, newest first (malloc'd steps; count returned). */
+static size_t list_checkpoints(const char *dir, int64_t **steps)
+{
+    *steps = NULL;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long s;
+        char tail[8];
+        if (sscanf(e->d_name, CKPT_PREFIX "%lld%7s", &s, tail) != 2 || strcmp(tail, ".h5") || s < 0)
+            continue;
+        if (n == cap) {
+            int64_t *g = realloc(*steps, (cap = cap ? cap * 2 : 16) * sizeof *g);
+            if (!g)
+                break;
+            *steps = g;
+        }
+        (*steps)[n++] = s;
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++) /* few files: insertion sort, descending */
+        for (size_t j = i; j > 0 && (*steps)[j] > (*steps)[j - 1]; j--) {
+            int64_t t = (*steps)[j];
+            (*steps)[j] = (*steps)[j - 1];
+            (*steps)[j - 1] = t;
+        }
+    return n;
+}
+
+static void checkpoint_name(char *buf, size_t n, int64_t step)
+{
+    snprintf(buf, n, CKPT_PREFIX "%08lld.h5", (long long)step);
+}
+
+/* Rank 0: keep the newest --keep-last step checkpoints. */
+static void prune_checkpoints(run *r)
+{
+    if (r->comm.rank != 0)
+        return;
+    int64_t *steps;
+    size_t n = list_checkpoints(r->run_dir, &steps);
+    for (size_t i = (size_t)r->o.keep_last; i < n; i++) {
+        char name[64], path[1200];
+        checkpoint_name(name, sizeof name, steps[i]);
+        if (join_path(path, sizeof path, r->run_dir, name) == 0 && unlink(path) != 0)
+            fprintf(stderr, "adebert train: warning: cannot delete old checkpoint %s: %s\n", path, strerror(errno));
+    }
+    free(steps);
+}
+
+/* Options that may change between a run and its resumption: where things are and
+ * how they are computed, not what is computed. */
+static int option_may_change(const char *key)
+{
+    static const char *const ok[] = {"data", "out", "threads", "device", "precision", "init", "keep_last",
+                                     "save_every", "config_file"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (!strcmp(key, ok[i]))
+            return 1;
+    return 0;
+}
+
+/* Rank 0: load checkpoint `path` into the model and optimizer, and its loop state.
+ * 0 ok; -1 unusable (damaged: the caller tries an older one); -2 written with other
+ * options (resuming it would silently change the run: the caller stops). */
+static int try_resume(run *r, const char *path, loop_state *ls, char err[MIO_ERRLEN])
+{
+    mio_info info;
+    if (mio_open(path, &info, err))
+        return -1;
+    int rc = -1;
+    cJSON *saved = cJSON_Parse(info.data_json), *now = cJSON_Parse(r->train_json);
+    const cJSON *train = cJSON_GetObjectItemCaseSensitive(saved, "train");
+    const cJSON *loop = cJSON_GetObjectItemCaseSensitive(saved, "loop");
+    if (!cJSON_IsObject(train) || !cJSON_IsObject(loop) || !now) {
+        snprintf(err, MIO_ERRLEN, "%.400s: not written by adebert train (no loop state)", path);
+        goto out;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, now)
+    {
+        if (option_may_change(it->string))
+            continue;
+        const cJSON *was = cJSON_GetObjectItemCaseSensitive(train, it->string);
+        if (!was || !cJSON_Compare(was, it, 1)) {
+            char *a = was ? cJSON_PrintUnformatted(was) : NULL, *b = cJSON_PrintUnformatted(it);
+            snprintf(err, MIO_ERRLEN,
+                     "%.300s was written with %s = %.60s, this command has %.60s: resume with the same options",
+                     path, it->string, a ? a : "(absent)", b ? b : "?");
+            free(a);
+            free(b);
+            rc = -2;
+            goto out;
+        }
+    }
+    if (get_i64(loop, "epoch", &ls->epoch) || get_i64(loop, "batch", &ls->batch) ||
+        get_hex(loop, "loss_sum", &ls->loss_sum) || get_i64(loop, "loss_n", &ls->loss_n) ||
+        get_hex(loop, "best_f1", &ls->best_f1) || get_i64(loop, "best_step", &ls->best_step) || ls->epoch < 0 ||
+        ls->batch < 0) {
+        snprintf(err, MIO_ERRLEN, "%.400s: damaged loop state", path);
+        goto out;
+    }
+    if (mio_load_params(path, r->model, r->opt, err))
+        goto out;
+    /* metrics.jsonl as it was at that step: evaluations made after it are redone */
+    char mpath[1200], werr[ERRLEN];
+    if (join_path(mpath, sizeof mpath, r->run_dir, IO_METRICS_FILE) ||
+        write_atomic(mpath, info.metrics ? info.metrics : "", info.metrics_len, werr, sizeof werr)) {
+        snprintf(err, MIO_ERRLEN, "restoring metrics.jsonl: %.400s", werr);
+        goto out;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(saved);
+    cJSON_Delete(now);
+    mio_info_free(&info);
+    return rc;
+}
+
+/* Rank 0's copy of a device buffer of n floats to every rank. */
+static void bcast_floats(run *r, float *dev, size_t n)
+{
+    char derr[DIST_ERRLEN];
+    if (r->comm.size == 1)
+        return;
+    float *h = malloc(n * sizeof *h);
+    if (!h)
+        die(r, "out of memory");
+    if (r->comm.rank == 0)
+        r->be->ops->download(r->be, h, dev, n * sizeof *h);
+    if (dist_bcast_bytes(&r->comm, h, n * sizeof *h, derr))
+        die(r, "broadcasting the checkpoint: %s", derr);
+    if (r->comm.rank != 0) {
+        r->be->ops->upload(r->be, dev, h, n * sizeof *h);
+        r->be->ops->sync(r->be);
+    }
+    free(h);
+}
+
+/* --resume: rank 0 finds the newest checkpoint in RUN_DIR that loads and verifies
+ * (skipping bad ones with a warning), and gives its state to every rank. With none,
+ * the run starts from scratch. */
+static void resume(run *r)
+{
+    char derr[DIST_ERRLEN];
+    int64_t found[8] = {-1, 0, 0, 0, 0, 0, 0, 0}; /* step, epoch, batch, loss_n, best_step, 3 doubles */
+    loop_state ls = r->ls;
+    if (r->comm.rank == 0) {
+        int64_t *steps;
+        size_t n = list_checkpoints(r->run_dir, &steps);
+        for (size_t i = 0; i < n; i++) {
+            char name[64], path[1200], err[MIO_ERRLEN];
+            checkpoint_name(name, sizeof name, steps[i]);
+            if (join_path(path, sizeof path, r->run_dir, name))
+                die(r, "--out: path too long");
+            int rc = try_resume(r, path, &ls, err);
+            if (rc == 0) {
+                found[0] = nn_adamw_steps_done(r->opt);
+                break;
+            }
+            if (rc == -2)
+                die(r, "--resume: %s", err);
+            fprintf(stderr, "adebert train: warning: skipping checkpoint %s: %s\n", path, err);
+        }
+        free(steps);
+        if (found[0] < 0) {
+            fprintf(stderr, "adebert train: --resume: no usable checkpoint in %s; starting from scratch\n",
+                    r->run_dir);
+            char mpath[1200];
+            if (join_path(mpath, sizeof mpath, r->run_dir, IO_METRICS_FILE) == 0)
+                unlink(mpath); /* evaluations of an attempt that left no checkpoint */
+        } else if (r->o.perturb_resume) {
+            /* negative control: one weight off by a relative 1e-3 must change the result */
+            size_t np = nn_model_num_params(r->model);
+            float *h = malloc(np * sizeof *h);
+            char nerr[NN_ERRLEN];
+            if (!h || nn_model_get_params(r->model, h, np, nerr))
+                die(r, "--debug-perturb-resume: cannot read the parameters");
+            const nn_param *p = nn_model_find_param(r->model, "classifier.weight");
+            h[p ? p->offset : 0] *= 1.001f;
+            if (nn_model_set_params(r->model, h, np, nerr))
+                die(r, "--debug-perturb-resume: %s", nerr);
+            free(h);
+        }
+        found[1] = ls.epoch;
+        found[2] = ls.batch;
+        found[3] = ls.loss_n;
+        found[4] = ls.best_step;
+        memcpy(&found[5], &ls.loss_sum, 8);
+        memcpy(&found[6], &ls.best_f1, 8);
+    }
+    if (dist_bcast_bytes(&r->comm, found, sizeof found, derr))
+        die(r, "--resume: %s", derr);
+    r->resumed_from = found[0];
+    if (found[0] < 0)
+        return;
+    ls.epoch = found[1];
+    ls.batch = found[2];
+    ls.loss_n = found[3];
+    ls.best_step = found[4];
+    memcpy(&ls.loss_sum, &found[5], 8);
+    memcpy(&ls.best_f1, &found[6], 8);
+    r->ls = ls;
+    size_t n = nn_model_num_params(r->model);
+    bcast_floats(r, nn_model_param_buf(r->model), n);
+    bcast_floats(r, nn_adamw_m(r->opt), n);
+    bcast_floats(r, nn_adamw_v(r->opt), n);
+    nn_adamw_set_step(r->opt, found[0]);
+}
+
+/* --init CKPT.h5: its parameters (not its optimizer state), read by rank 0. */
+static void init_from(run *r)
+{
+    const char *src = r->o.init;
+    char err[MIO_ERRLEN];
+    if (is_dir(src))
+        die(r, "--init %s: initialising from a Hugging Face folder is not built yet (adebert import it first)", src);
+    if (r->comm.rank == 0 && mio_load_params(src, r->model, NULL, err))
+        die(r, "--init: %s", err);
+    bcast_floats(r, nn_model_param_buf(r->model), nn_model_num_params(r->model));
+}
+
 /* ------------------------------------------------------------ the command */
 
 static uint64_t params_checksum(run *r)
@@ -627,16 +1022,17 @@ static void check_replicas(run *r)
             (long long)nn_adamw_steps_done(r->opt));
 }
 
-static void log_eval(run *r, const char *split, int64_t epoch, double train_loss, double grad_norm,
-                     double lr, double seconds, double tok_s, const uint32_t *rows, size_t n)
+/* Returns the F1 on rank 0 (NaN elsewhere and for an empty split). */
+static double log_eval(run *r, const char *split, int64_t epoch, double train_loss, double grad_norm,
+                       double lr, double seconds, double tok_s, const uint32_t *rows, size_t n)
 {
     if (n == 0)
-        return;
+        return NAN;
     io_metrics m = {0};
     double eval_loss = 0;
     evaluate(r, rows, n, &m, &eval_loss);
     if (r->comm.rank != 0)
-        return;
+        return NAN;
     io_metrics_record rec = {0};
     rec.schema_version = IO_METRICS_SCHEMA_VERSION;
     snprintf(rec.split, sizeof rec.split, "%s", split);
@@ -660,6 +1056,25 @@ static void log_eval(run *r, const char *split, int64_t epoch, double train_loss
            (long long)epoch, (long long)rec.step, split, eval_loss, m.precision, m.recall, m.f1, m.accuracy,
            m.roc_auc, m.pr_auc, (long long)m.cm.tp, (long long)m.cm.fp, (long long)m.cm.tn, (long long)m.cm.fn);
     fflush(stdout);
+    return m.f1;
+}
+
+/* Rank 0: best.h5 (model only) when this evaluation beats the best so far, and
+ * best.json saying which step and on which split it was selected. */
+static void maybe_save_best(run *r, double f1, int64_t epoch)
+{
+    if (r->comm.rank != 0 || r->o.save_every == 0 || !(f1 > r->ls.best_f1))
+        return;
+    r->ls.best_f1 = f1;
+    r->ls.best_step = nn_adamw_steps_done(r->opt);
+    save_checkpoint(r, "best.h5", 0, &r->ls, 0);
+    char buf[512], err[ERRLEN];
+    snprintf(buf, sizeof buf,
+             "{\"checkpoint\":\"best.h5\",\"step\":%lld,\"epoch\":%lld,\"selected_on\":\"%s\",\"f1\":%.9g%s}\n",
+             (long long)r->ls.best_step, (long long)epoch, r->o.select_on, f1,
+             strcmp(r->o.select_on, "test") ? "" : ",\"warning\":\"selected on the test split: its test metrics are optimistic\"");
+    if (write_run_file(r->run_dir, "best.json", buf, err, sizeof err))
+        die(r, "%s", err);
 }
 
 int cmd_train(int argc, char **argv)
@@ -698,9 +1113,15 @@ int cmd_train(int argc, char **argv)
     snprintf(r->run_dir, sizeof r->run_dir, "%s", o->out);
     setup_model_config(r);
     setup_data(r);
-    if (root && prepare_run_dir(r->run_dir, err, sizeof err))
+    if (root && prepare_run_dir(r->run_dir, o->resume, err, sizeof err))
         die(r, "%s", err);
     setup_model(r);
+    r->train_json = train_opts_to_json(o);
+    if (!r->train_json)
+        die(r, "out of memory");
+    r->ls.best_f1 = -1;
+    r->ls.best_step = -1;
+    r->resumed_from = -1;
 
     /* the schedule */
     size_t B = (size_t)o->batch_size;
@@ -718,6 +1139,12 @@ int cmd_train(int argc, char **argv)
     char nerr[NN_ERRLEN];
     if (nn_adamw_create(&r->opt, r->model, &ac, nerr))
         die(r, "%s", nerr);
+    if (o->init[0])
+        init_from(r);
+    if (o->resume)
+        resume(r);
+    if (o->perturb_resume && r->resumed_from < 0)
+        die(r, "--debug-perturb-resume needs a run to resume");
 
     if (o->log_samples[0]) {
         char p[1200];
@@ -727,23 +1154,23 @@ int cmd_train(int argc, char **argv)
             die(r, "--log-samples %s: %s", p, strerror(errno));
     }
     if (root) {
-        char *cfg = train_opts_to_json(o);
         char *cmd = command_line(argc - 1, argv + 1);
-        if (!cfg || !cmd || write_run_file(r->run_dir, "config.json", cfg, err, sizeof err) ||
-            write_run_file(r->run_dir, "command.txt", cmd, err, sizeof err)) {
-            free(cfg);
+        if (!cmd || write_run_file(r->run_dir, "config.json", r->train_json, err, sizeof err) ||
+            write_run_file(r->run_dir, r->resumed_from >= 0 ? "command-resume.txt" : "command.txt", cmd, err,
+                           sizeof err)) {
             free(cmd);
-            die(r, "%s", cfg && cmd ? err : "out of memory");
+            die(r, "%s", cmd ? err : "out of memory");
         }
-        free(cfg);
         free(cmd);
         char p[1200];
         if (join_path(p, sizeof p, r->run_dir, "train_log.jsonl"))
             die(r, "--out: path too long");
-        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fd = open(p, O_WRONLY | O_CREAT | (r->resumed_from >= 0 ? O_APPEND : O_TRUNC), 0600);
         r->step_log = fd >= 0 ? fdopen(fd, "w") : NULL;
         if (!r->step_log)
             die(r, "%s: %s", p, strerror(errno));
+        if (r->resumed_from >= 0)
+            fprintf(r->step_log, "{\"resumed_from_step\":%lld}\n", (long long)r->resumed_from);
         char desc[256];
         size_t pos = 0;
         for (size_t i = 0; i < r->split.n_train; i++)
@@ -760,6 +1187,10 @@ int cmd_train(int argc, char **argv)
         printf("  %d epochs x %lld steps (global batch %zu), %lld steps in all, warmup %lld, lr %g -> %s\n",
                o->epochs, (long long)steps_per_epoch, B, (long long)total, (long long)ac.warmup_steps, o->lr,
                r->run_dir);
+        if (r->resumed_from >= 0)
+            printf("  resumed_from_step %lld: epoch %lld, batch %lld of it; %lld steps to go\n",
+                   (long long)r->resumed_from, (long long)r->ls.epoch + 1, (long long)r->ls.batch,
+                   (long long)(total - r->resumed_from));
         if (o->split != IO_SPLIT_GROUPED && o->view == IO_VIEW_HF)
             printf("  note: the %s split of the hf view shares sentences between train and test; "
                    "--split grouped leaks none (adebert data stats)\n",
@@ -769,19 +1200,21 @@ int cmd_train(int argc, char **argv)
 
     progress pg = {isatty(2), o->quiet || !root, 0, now_s(), 0};
     double t_start = now_s(), comm_total = 0, eval_total = 0;
-    double loss_sum = 0, last_grad_norm = NAN, last_lr = 0;
-    int64_t loss_n = 0, tokens_since = 0, step = 0;
+    double loss_sum = r->ls.loss_sum, last_grad_norm = NAN, last_lr = 0;
+    int64_t loss_n = r->ls.loss_n, tokens_since = 0, step = nn_adamw_steps_done(r->opt);
+    const int64_t first_step = step;
     double t_since = now_s();
     int stopped = 0;
     uint32_t *global = malloc(B * sizeof *global);
     if (!global)
         die(r, "out of memory");
-    for (int epoch = 0; epoch < o->epochs && step < total && !stopped; epoch++) {
+    for (int epoch = (int)r->ls.epoch; epoch < o->epochs && step < total && !stopped; epoch++) {
         dist_epoch_plan plan;
         if (dist_sampler_plan(&plan, r->split.train, r->split.n_train, r->tokens.offsets, B, o->seed,
                               (uint32_t)epoch, derr))
             die(r, "sampler: %s", derr);
-        for (size_t b = 0; b < plan.n_batches && step < total; b++) {
+        size_t b0 = epoch == r->ls.epoch ? (size_t)r->ls.batch : 0;
+        for (size_t b = b0; b < plan.n_batches && step < total; b++) {
             size_t n_global = plan.batch_start[b + 1] - plan.batch_start[b];
             memcpy(global, plan.order + plan.batch_start[b], n_global * sizeof *global);
             step_result s;
@@ -802,14 +1235,14 @@ int cmd_train(int argc, char **argv)
             progress_show(&pg, epoch + 1, o->epochs, step, total, loss_sum / (double)loss_n,
                           el > 0 ? (double)tokens_since / el : 0, 0);
             /* Every rank stops at the same step: OR the flag each step. */
-            int64_t flag = stop_signal_pending(&stop_set);
+            int64_t flag = stop_signal_pending(&stop_set) || (o->stop_at >= 0 && step == o->stop_at);
             if (dist_allreduce_max_i64(&r->comm, &flag, 1, derr))
                 die(r, "stop flag all-reduce: %s", derr);
             int last_of_epoch = b + 1 == plan.n_batches || step == total;
             int eval_now = o->eval_every ? (step % o->eval_every == 0 || step == total) : last_of_epoch;
             if (flag)
                 stopped = 1;
-            if (eval_now || stopped) {
+            if (eval_now) {
                 if (root && r->step_log)
                     fflush(r->step_log);
                 progress_clear(&pg);
@@ -817,15 +1250,37 @@ int cmd_train(int argc, char **argv)
                 double tok_s = (now_s() - t_since) > 0 ? (double)tokens_since / (now_s() - t_since) : 0;
                 double train_loss = loss_n ? loss_sum / (double)loss_n : NAN;
                 double t_eval = now_s();
-                log_eval(r, "val", epoch + 1, train_loss, last_grad_norm, last_lr, secs, tok_s, r->split.val,
-                         r->split.n_val);
-                log_eval(r, "test", epoch + 1, train_loss, last_grad_norm, last_lr, secs, tok_s, r->split.test,
-                         r->split.n_test);
-                eval_total += now_s() - t_eval;
+                double f1v = log_eval(r, "val", epoch + 1, train_loss, last_grad_norm, last_lr, secs, tok_s,
+                                      r->split.val, r->split.n_val);
+                double f1t = log_eval(r, "test", epoch + 1, train_loss, last_grad_norm, last_lr, secs, tok_s,
+                                      r->split.test, r->split.n_test);
                 loss_sum = 0;
                 loss_n = 0;
+                r->ls.loss_sum = 0;
+                r->ls.loss_n = 0;
+                maybe_save_best(r, strcmp(o->select_on, "test") ? f1v : f1t, epoch + 1);
+                eval_total += now_s() - t_eval;
                 tokens_since = 0;
                 t_since = now_s();
+            }
+            /* A checkpoint after this step: where the next step starts, and the loop's sums. */
+            int due = o->save_every > 0 ? (step % o->save_every == 0 || step == total)
+                                        : o->save_every < 0 && (last_of_epoch || step == total);
+            if (o->save_every != 0 && (due || stopped)) {
+                int end_of_epoch = b + 1 == plan.n_batches;
+                r->ls.epoch = end_of_epoch ? epoch + 1 : epoch;
+                r->ls.batch = end_of_epoch ? 0 : (int64_t)(b + 1);
+                r->ls.loss_sum = loss_sum;
+                r->ls.loss_n = loss_n;
+                if (root && r->step_log)
+                    fflush(r->step_log);
+                progress_clear(&pg);
+                char name[64];
+                checkpoint_name(name, sizeof name, step);
+                double t_save = now_s();
+                save_checkpoint(r, name, 1, &r->ls, 1);
+                prune_checkpoints(r);
+                eval_total += now_s() - t_save; /* not training time */
             }
             if (stopped)
                 break;
@@ -849,16 +1304,17 @@ int cmd_train(int argc, char **argv)
     if (root) {
         printf("done: %lld steps in %.1f s: training %.1f s (%.1f ms/step, %.1f%% of it waiting on the gradient "
                "reduction), evaluation %.1f s; metrics in %s/%s\n",
-               (long long)step, wall, train_s, step ? 1000.0 * train_s / (double)step : 0.0,
+               (long long)(step - first_step), wall, train_s,
+               step > first_step ? 1000.0 * train_s / (double)(step - first_step) : 0.0,
                train_s > 0 ? 100.0 * comm_total / train_s : 0.0, eval_total, r->run_dir, IO_METRICS_FILE);
         fflush(stdout);
     }
     int rc = CLI_OK;
     if (stopped) {
         if (root)
-            fprintf(stderr, "adebert train: stopped by a signal at step %lld; exit 75 so Slurm requeues "
-                            "(checkpoints are not built yet: nothing was saved, and --resume is refused)\n",
-                    (long long)step);
+            fprintf(stderr, "adebert train: stopped by a signal at step %lld; %s; exit 75 so Slurm requeues\n",
+                    (long long)step,
+                    o->save_every ? "checkpoint saved, continue with --resume" : "nothing saved (--save-every none)");
         rc = 75;
     }
     run_free(r);

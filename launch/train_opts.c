@@ -62,13 +62,30 @@ static const char *const train_usage =
     "                         lr, ...); command-line flags override it\n"
     "  --quiet                no progress output (metrics rows are still printed)\n"
     "\n"
+    "checkpoints (HDF5, in RUN_DIR, written by rank 0 to a temporary name, fsync'd, renamed)\n"
+    "  --save-every epoch|N|none  ckpt-stepNNNNNNNN.h5 with optimizer state every epoch or N\n"
+    "                         steps [epoch; none when built without HDF5]\n"
+    "  --keep-last K          step checkpoints kept [2]\n"
+    "  --select-on val|test   best.h5 = the model with the best F1 on this split [val];\n"
+    "                         test is optimistic (selection on the test split) and is\n"
+    "                         recorded as such in RUN_DIR/best.json\n"
+    "  --resume               continue the run in --out from its newest checkpoint that\n"
+    "                         verifies (a corrupt one is skipped with a warning); with no\n"
+    "                         checkpoint there, start from scratch. Same options required;\n"
+    "                         the rank count may differ. SIGTERM/SIGUSR1 (Slurm) save a\n"
+    "                         checkpoint at the current step and exit 75\n"
+    "  --init CKPT.h5|HF_DIR  initial weights (a checkpoint's model; optimizer state is not\n"
+    "                         taken)\n"
+    "\n"
     "debugging\n"
     "  --log-samples PREFIX   each rank writes the sample ids of each step to PREFIX.rankR\n"
     "  --dump-params FILE     rank 0 writes the final parameters (raw float32, flat)\n"
     "  --debug-skip-allreduce do NOT reduce gradients (ranks diverge: a negative control)\n"
     "  --debug-fail-at R:S    rank R fails at step S (tests that a failure ends the job)\n"
+    "  --debug-stop-at S      behave as if SIGUSR1 arrived at step S (save, exit 75)\n"
+    "  --debug-perturb-resume after --resume, nudge one weight (a negative control)\n"
     "\n"
-    "Not built yet (see the issues): --device cuda, --resume, --init, checkpoints.\n";
+    "Not built yet (see the issues): --device cuda.\n";
 
 typedef enum { T_STR, T_INT, T_I64, T_U64, T_DBL, T_VIEW, T_SPLIT, T_FLAG } opt_type;
 
@@ -110,10 +127,16 @@ static const opt_desc descs[] = {
     {"debug-skip-allreduce", T_FLAG, F(skip_allreduce), 0, 0, 0},
     {"debug-fail-at", T_STR, F(fail_at), 0, 0, 0},
     {"quiet", T_FLAG, F(quiet), 0, 0, 0},
+    {"keep-last", T_INT, F(keep_last), 1, 1000000, 1},
+    {"select-on", T_STR, F(select_on), 0, 0, 1},
+    {"init", T_STR, F(init), 0, 0, 1},
+    {"resume", T_FLAG, F(resume), 0, 0, 0},
+    {"debug-stop-at", T_I64, F(stop_at), 0, 1e12, 0},
+    {"debug-perturb-resume", T_FLAG, F(perturb_resume), 0, 0, 0},
 };
 #define NDESC (sizeof descs / sizeof *descs)
 
-enum { OPT_BASE = 1000, OPT_LOWER = 2000, OPT_CASED, OPT_CONFIG, OPT_EVAL, OPT_HELP, OPT_RESUME, OPT_INIT, OPT_SAVE };
+enum { OPT_BASE = 1000, OPT_LOWER = 2000, OPT_CASED, OPT_CONFIG, OPT_EVAL, OPT_HELP, OPT_SAVE };
 
 static void set_defaults(train_opts *o)
 {
@@ -133,6 +156,12 @@ static void set_defaults(train_opts *o)
     o->split = IO_SPLIT_RANDOM;
     o->val_fraction = 0.1;
     snprintf(o->device, sizeof o->device, "cpu");
+#ifdef ADEBERT_HAVE_HDF5
+    o->save_every = -1;
+#endif
+    o->keep_last = 2;
+    snprintf(o->select_on, sizeof o->select_on, "val");
+    o->stop_at = -1;
     snprintf(o->precision, sizeof o->precision, "fp32");
     snprintf(o->class_weights, sizeof o->class_weights, "none");
 }
@@ -217,6 +246,22 @@ static int apply_eval_every(train_opts *o, const char *v, const char *where)
     return 0;
 }
 
+static int apply_save_every(train_opts *o, const char *v, const char *where)
+{
+    uint64_t n = 0;
+    if (!strcmp(v, "epoch"))
+        o->save_every = -1;
+    else if (!strcmp(v, "none"))
+        o->save_every = 0;
+    else if (!cli_parse_u64(v, &n) && n > 0 && n <= (uint64_t)1e12)
+        o->save_every = (int64_t)n;
+    else {
+        cli_error("train", "%s: --save-every must be 'epoch', 'none' or a positive step count, not '%s'", where, v);
+        return -1;
+    }
+    return 0;
+}
+
 static void key_of(const char *name, char *key, size_t n)
 {
     snprintf(key, n, "%s", name);
@@ -294,6 +339,10 @@ static int load_config(train_opts *o, const char *path)
             if (cJSON_IsNumber(it))
                 snprintf(val, sizeof val, "%.0f", it->valuedouble);
             rc = apply_eval_every(o, val, where);
+        } else if (!strcmp(it->string, "save_every") && !cJSON_IsBool(it)) {
+            if (cJSON_IsNumber(it))
+                snprintf(val, sizeof val, "%.0f", it->valuedouble);
+            rc = apply_save_every(o, val, where);
         } else if (d && !cJSON_IsBool(it) && d->type != T_FLAG) {
             /* integers written as 1e3 or 10.0 are still integers */
             if (cJSON_IsNumber(it) && (d->type == T_INT || d->type == T_I64 || d->type == T_U64) &&
@@ -325,8 +374,6 @@ int train_opts_parse(train_opts *o, int argc, char **argv)
     longopts[k++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
     longopts[k++] = (struct option){"eval-every", required_argument, NULL, OPT_EVAL};
     longopts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
-    longopts[k++] = (struct option){"resume", no_argument, NULL, OPT_RESUME};
-    longopts[k++] = (struct option){"init", required_argument, NULL, OPT_INIT};
     longopts[k++] = (struct option){"save-every", required_argument, NULL, OPT_SAVE};
     longopts[k++] = (struct option){0, 0, 0, 0};
 
@@ -369,10 +416,9 @@ int train_opts_parse(train_opts *o, int argc, char **argv)
         } else if (ch == OPT_EVAL) {
             if (apply_eval_every(o, optarg, "command line"))
                 return 2;
-        } else if (ch == OPT_RESUME || ch == OPT_INIT || ch == OPT_SAVE) {
-            cli_error("train", "--%s needs checkpoints, which are not built yet in this version",
-                      ch == OPT_RESUME ? "resume" : ch == OPT_INIT ? "init" : "save-every");
-            return 2;
+        } else if (ch == OPT_SAVE) {
+            if (apply_save_every(o, optarg, "command line"))
+                return 2;
         }
     }
     if (lower_flag >= 0)
@@ -389,6 +435,17 @@ int train_opts_parse(train_opts *o, int argc, char **argv)
         cli_error("train", "--precision %s: the CPU backend computes in fp32 only", o->precision);
         return 2;
     }
+    if (strcmp(o->select_on, "val") && strcmp(o->select_on, "test")) {
+        cli_error("train", "--select-on must be val or test, not '%s'", o->select_on);
+        return 2;
+    }
+#ifndef ADEBERT_HAVE_HDF5
+    if (o->save_every || o->resume || (o->init[0] && strstr(o->init, ".h5"))) {
+        cli_error("train", "checkpoints (--save-every, --resume, --init CKPT.h5) need HDF5, and this adebert "
+                           "was built without it (ADEBERT_HDF5=OFF); use --save-every none");
+        return 2;
+    }
+#endif
     if (!o->out[0]) {
         cli_error("train", "--out RUN_DIR is required (see --help)");
         return 2;
@@ -418,6 +475,10 @@ char *train_opts_to_json(const train_opts *o)
         }
     }
     cJSON_AddBoolToObject(j, "lowercase", o->lowercase == 1);
+    if (o->save_every > 0)
+        cJSON_AddNumberToObject(j, "save_every", (double)o->save_every);
+    else
+        cJSON_AddStringToObject(j, "save_every", o->save_every ? "epoch" : "none");
     if (o->eval_every)
         cJSON_AddNumberToObject(j, "eval_every", (double)o->eval_every);
     else

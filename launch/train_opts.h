@@ -24,12 +24,20 @@ typedef struct {
     int64_t eval_every; /* 0: every epoch; N: every N steps (and at the end) */
     char class_weights[64]; /* none | balanced | W0,W1 */
     int threads;            /* 0: OMP_NUM_THREADS / all cores */
+    /* checkpoints */
+    int64_t save_every;     /* -1: every epoch; 0: never; N: every N steps (and at the end) */
+    int keep_last;          /* step checkpoints kept (best.h5 apart) */
+    char select_on[8];      /* best.h5 chosen on "val" F1, or "test" (explicit, optimistic) */
+    int resume;             /* continue from the newest good checkpoint in --out */
+    char init[1024];        /* weights from a checkpoint or an HF folder */
     /* debugging and tests */
     char log_samples[1024];  /* prefix: each rank writes PREFIX.rankR */
     char dump_params[1024];  /* rank 0 writes the final flat parameters (float32) */
     int skip_allreduce;      /* negative control for the rank-equivalence test */
     char fail_at[32];        /* "RANK:STEP": that rank fails at that step (failure tests) */
     int quiet;               /* no progress output */
+    int64_t stop_at;         /* act as if a stop signal came at this step (-1: never) */
+    int perturb_resume;      /* negative control: nudge one weight after resuming */
 } train_opts;
 
 /* Parses argv (argv[0] = "train"). Returns 0 ok, 1 when --help was printed,
