@@ -1067,7 +1067,9 @@ static void maybe_save_best(run *r, double f1, int64_t epoch)
         return;
     r->ls.best_f1 = f1;
     r->ls.best_step = nn_adamw_steps_done(r->opt);
-    save_checkpoint(r, "best.h5", 0, &r->ls, 0);
+    loop_state at = r->ls; /* best.h5 is never resumed from: its epoch is the one evaluated */
+    at.epoch = epoch;
+    save_checkpoint(r, "best.h5", 0, &at, 0);
     char buf[512], err[ERRLEN];
     snprintf(buf, sizeof buf,
              "{\"checkpoint\":\"best.h5\",\"step\":%lld,\"epoch\":%lld,\"selected_on\":\"%s\",\"f1\":%.9g%s}\n",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Failures and stops under mpirun: a rank that fails ends the whole job promptly with
 # a message naming rank, host and cause; SIGUSR1 (Slurm's preemption warning) stops
-# every rank at the same step with exit status 75.
+# every rank at the same step with exit status 75, after rank 0 saved a checkpoint.
 source "$(dirname "$0")/lib.bash"
 require_corpus
 require_mpi
@@ -49,6 +49,8 @@ fi
 [ $rc -eq 75 ] && pass "SIGUSR1: exit status 75" || fail "SIGUSR1: exit status $rc: $(tail -3 "$TMP/stop.err")"
 step=$(sed -n 's/.*stopped by a signal at step \([0-9]*\).*/\1/p' "$TMP/stop.err")
 [ -n "$step" ] && [ "$step" -lt 12500 ] && pass "stopped early, at step $step" || fail "no stop step reported"
-last=$(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])['step'])" "$TMP/stop/metrics.jsonl" 2>/dev/null)
-[ -n "$last" ] && [ "$last" = "$step" ] && pass "final evaluation written at the stop step" || fail "metrics end at step '$last', stop at '$step'"
+ck="$TMP/stop/ckpt-step$(printf %08d "${step:-0}").h5"
+[ -n "$step" ] && [ -f "$ck" ] && pass "rank 0 saved the checkpoint of the stop step" || fail "no checkpoint $ck: $(ls "$TMP/stop")"
+grep -q "checkpoint saved, continue with --resume" "$TMP/stop.err" && pass "the stop message says how to continue" \
+  || fail "stop message: $(tail -2 "$TMP/stop.err")"
 finish

@@ -48,7 +48,8 @@ expect_exit 1 "refuses a run dir that holds a run" -- "$BIN" train --data "$CORP
 expect_exit 2 "train: missing --out" -- "$BIN" train --model tiny
 expect_exit 2 "train: bad batch size" -- "$BIN" train --out "$TMP/x" --batch-size 0
 expect_exit 2 "train: cuda not built" -- "$BIN" train --out "$TMP/x" --device cuda
-expect_exit 2 "train: resume not built" -- "$BIN" train --out "$TMP/x" --resume
+expect_exit 2 "train: bad --save-every" -- "$BIN" train --out "$TMP/x" --save-every sometimes
+expect_exit 2 "train: bad --select-on" -- "$BIN" train --out "$TMP/x" --select-on train
 expect_exit 1 "train: preset needs casing" -- "$BIN" train --out "$TMP/y" --data "$CORPUS" --vocab "$UNCASED_VOCAB"
 printf '{"batch_size": 0}' >"$TMP/bad.json"
 expect_exit 2 "train: bad --config value" -- "$BIN" train --out "$TMP/z" --config "$TMP/bad.json"

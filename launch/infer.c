@@ -1,0 +1,192 @@
+/* launch/infer: a checkpoint as a scorer (see infer.h). */
+#include "launch/infer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int infer_open(infer_ctx *c, const char *ckpt, int64_t max_seqs, int64_t max_seq_len, int threads,
+               char err[MIO_ERRLEN])
+{
+    memset(c, 0, sizeof *c);
+    char nerr[NN_ERRLEN], ierr[IO_ERRLEN];
+    if (nn_backend_cpu_create(&c->be, threads, nerr, sizeof nerr)) {
+        snprintf(err, MIO_ERRLEN, "%s", nerr);
+        return -1;
+    }
+    /* mio_open_model caps the arena at max_position_embeddings; a longer request is
+     * refused below, before any forward */
+    if (mio_open_model(ckpt, c->be, max_seqs, max_seq_len, &c->info, &c->model, err))
+        goto fail;
+    int64_t msl = max_seq_len > 0 ? max_seq_len : c->info.data.max_seq_len;
+    if (msl < 2 || msl > c->info.mc.max_position_embeddings) {
+        snprintf(err, MIO_ERRLEN, "max sequence length %lld is outside [2, %lld] (the model's max_position_embeddings)",
+                 (long long)msl, (long long)c->info.mc.max_position_embeddings);
+        goto fail;
+    }
+    if (c->info.mc.num_labels != 2) {
+        snprintf(err, MIO_ERRLEN, "%.300s: the model has %lld labels; ADE detection is binary (2)", ckpt,
+                 (long long)c->info.mc.num_labels);
+        goto fail;
+    }
+    if (io_tokenizer_init(&c->tok, c->info.vocab, c->info.data.lowercase, ierr)) {
+        snprintf(err, MIO_ERRLEN, "%s", ierr);
+        goto fail;
+    }
+    c->max_seqs = max_seqs;
+    c->max_seq_len = msl;
+    size_t ms = (size_t)max_seqs;
+    c->ids = malloc(ms * (size_t)msl * sizeof *c->ids);
+    c->offsets = malloc((ms + 1) * sizeof *c->offsets);
+    c->labels = malloc(ms * sizeof *c->labels);
+    c->logits = malloc(ms * 2 * sizeof *c->logits);
+    if (!c->ids || !c->offsets || !c->labels || !c->logits) {
+        snprintf(err, MIO_ERRLEN, "out of memory for batch buffers");
+        goto fail;
+    }
+    return 0;
+fail:
+    infer_close(c);
+    return -1;
+}
+
+void infer_close(infer_ctx *c)
+{
+    if (!c)
+        return;
+    free(c->ids);
+    free(c->offsets);
+    free(c->labels);
+    free(c->logits);
+    io_tokenizer_free(c->tok);
+    nn_model_free(c->model);
+    if (c->be)
+        nn_backend_destroy(c->be);
+    mio_info_free(&c->info);
+    memset(c, 0, sizeof *c);
+}
+
+int infer_encode(infer_ctx *c, const char *text, size_t len, int32_t *ids, size_t *n, char err[IO_ERRLEN])
+{
+    return io_tokenizer_encode(c->tok, text, len, (size_t)c->max_seq_len, ids, (size_t)c->max_seq_len, n, err);
+}
+
+int infer_batch(infer_ctx *c, int64_t n, const int32_t *const *seq, const size_t *len, const uint8_t *labels,
+                double *p, double *loss_sum, char err[MIO_ERRLEN])
+{
+    if (n < 0 || n > c->max_seqs) {
+        snprintf(err, MIO_ERRLEN, "batch of %lld sequences exceeds %lld", (long long)n, (long long)c->max_seqs);
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    int64_t t = 0;
+    c->offsets[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (len[i] < 1 || (int64_t)len[i] > c->max_seq_len) {
+            snprintf(err, MIO_ERRLEN, "sequence of %zu tokens (at most %lld)", len[i], (long long)c->max_seq_len);
+            return -1;
+        }
+        memcpy(c->ids + t, seq[i], len[i] * sizeof *c->ids);
+        t += (int64_t)len[i];
+        c->offsets[i + 1] = (int32_t)t;
+        if (labels)
+            c->labels[i] = labels[i];
+    }
+    nn_batch b = {0};
+    b.nseq = n;
+    b.ids = c->ids;
+    b.offsets = c->offsets;
+    b.labels = labels ? c->labels : NULL;
+    b.loss_denominator = 1.0; /* the forward returns the batch's sum of losses */
+    b.train = 0;
+    float loss = 0;
+    char nerr[NN_ERRLEN];
+    if (nn_model_forward(c->model, &b, &loss, c->logits, nerr)) {
+        snprintf(err, MIO_ERRLEN, "forward: %s", nerr);
+        return -1;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        /* as training's evaluation: softmax over the two classes, in double */
+        double d = (double)c->logits[2 * j + 1] - (double)c->logits[2 * j];
+        p[j] = 1.0 / (1.0 + exp(-d));
+        if (isnan(p[j])) {
+            snprintf(err, MIO_ERRLEN, "the model gave a NaN score (damaged weights?)");
+            return -1;
+        }
+    }
+    if (labels && loss_sum)
+        *loss_sum += loss;
+    return 0;
+}
+
+/* ------------------------------------------------------------ files */
+
+int infer_tmp_open(infer_tmp *t, const char *path, char err[MIO_ERRLEN])
+{
+    memset(t, 0, sizeof *t);
+    t->path = path;
+    int k = snprintf(t->tmp, sizeof t->tmp, "%s.tmp.XXXXXX", path);
+    if (k < 0 || (size_t)k >= sizeof t->tmp) {
+        snprintf(err, MIO_ERRLEN, "%.400s: path too long", path);
+        return -1;
+    }
+    int fd = mkstemp(t->tmp); /* 0600 */
+    if (fd < 0) {
+        snprintf(err, MIO_ERRLEN, "%.400s: cannot create a file next to it: %s", path, strerror(errno));
+        t->tmp[0] = '\0';
+        return -1;
+    }
+    t->f = fdopen(fd, "w");
+    if (!t->f) {
+        snprintf(err, MIO_ERRLEN, "%.400s: %s", path, strerror(errno));
+        close(fd);
+        unlink(t->tmp);
+        t->tmp[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+void infer_tmp_abort(infer_tmp *t)
+{
+    if (t->f)
+        fclose(t->f);
+    t->f = NULL;
+    if (t->tmp[0])
+        unlink(t->tmp);
+    t->tmp[0] = '\0';
+}
+
+int infer_tmp_commit(infer_tmp *t, char err[MIO_ERRLEN])
+{
+    int bad = fflush(t->f) != 0 || ferror(t->f) || fsync(fileno(t->f)) != 0;
+    int e = errno;
+    if (fclose(t->f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    t->f = NULL;
+    if (bad || rename(t->tmp, t->path) != 0) {
+        snprintf(err, MIO_ERRLEN, "%.400s: write failed: %s", t->path, strerror(bad ? e : errno));
+        unlink(t->tmp);
+        t->tmp[0] = '\0';
+        return -1;
+    }
+    t->tmp[0] = '\0';
+    /* the rename itself is durable once the folder is synced */
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", t->path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}

@@ -1,0 +1,55 @@
+/* launch/infer: a checkpoint as a scorer of token sequences, shared by `adebert eval`
+ * and `adebert predict` so that both compute p(ADE) the same way training's
+ * evaluations do: packed forward without dropout, p = sigmoid(logit1 - logit0) in
+ * double. One rank, CPU backend. */
+#ifndef ADEBERT_INFER_H
+#define ADEBERT_INFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "io/io.h"
+#include "launch/model_io.h"
+#include "nn/nn.h"
+
+typedef struct {
+    mio_info info;       /* the checkpoint's config, vocab, data settings, step */
+    nn_backend *be;
+    nn_model *model;
+    io_tokenizer *tok;   /* the checkpoint's vocab and casing */
+    int64_t max_seqs;    /* sequences per forward */
+    int64_t max_seq_len; /* tokens per sequence: encode truncates to this */
+    int32_t *ids, *offsets, *labels;
+    float *logits;
+} infer_ctx;
+
+/* Opens CKPT as a model for batches of up to max_seqs sequences of up to max_seq_len
+ * tokens (0: the checkpoint's recorded max_seq_len; more than the model's
+ * max_position_embeddings is an error). threads 0: OpenMP's default. */
+int infer_open(infer_ctx *c, const char *ckpt, int64_t max_seqs, int64_t max_seq_len, int threads,
+               char err[MIO_ERRLEN]);
+void infer_close(infer_ctx *c);
+
+/* Token ids of one text, [CLS] ... [SEP], truncated to c->max_seq_len as in training;
+ * ids holds c->max_seq_len entries. Invalid UTF-8 is an error (never quoting the text). */
+int infer_encode(infer_ctx *c, const char *text, size_t len, int32_t *ids, size_t *n, char err[IO_ERRLEN]);
+
+/* Scores n (<= max_seqs) sequences: seq[i] points at len[i] ids. p[i] = p(ADE).
+ * With labels (0/1), adds the sum of the rows' cross-entropy losses to *loss_sum. */
+int infer_batch(infer_ctx *c, int64_t n, const int32_t *const *seq, const size_t *len, const uint8_t *labels,
+                double *p, double *loss_sum, char err[MIO_ERRLEN]);
+
+/* A temporary file next to `path` for an output written in pieces: open it, write,
+ * then infer_tmp_commit (fsync + rename) or infer_tmp_abort (unlink). */
+typedef struct {
+    char tmp[1100];
+    const char *path;
+    FILE *f;
+} infer_tmp;
+
+int infer_tmp_open(infer_tmp *t, const char *path, char err[MIO_ERRLEN]);
+int infer_tmp_commit(infer_tmp *t, char err[MIO_ERRLEN]);
+void infer_tmp_abort(infer_tmp *t);
+
+#endif
