@@ -17,7 +17,11 @@
 # Restarts=0).
 # Job D trains the tiny model on 2 ranks (--limit 200, 5 steps) through the script:
 # metrics.jsonl gets one val and one test row, each over 50 rows.
-# The four jobs take the whole node each (--exclusive) and run one after another.
+# Job E trains the tiny model on 2 ranks for ~750 steps; once it is under way the test
+# sends `scancel --signal=USR1` (the ranks save a checkpoint and exit 75), the batch
+# script requeues the job, the rerun gets --resume and finishes: its final parameters
+# must be bit-identical to an uninterrupted 2-rank run made with mpirun.
+# The five jobs take the whole node each (--exclusive) and run one after another.
 # Needs root and the Debian packages slurm-wlm and munge (launch/install-deps.sh);
 # without them the test FAILS. Needs an MPI build. KEEP=1 keeps the work directory.
 # Tunable: SLURM_TEST_JOB_TIMEOUT (seconds to wait for the jobs, default 150).
@@ -28,7 +32,7 @@ BIN="${ADEBERT_BIN:?ADEBERT_BIN not set (run through ctest)}"
 SRC="${ADEBERT_SOURCE_DIR:?ADEBERT_SOURCE_DIR not set (run through ctest)}"
 SBATCH_SCRIPT="$SRC/launch/slurm/adebert.sbatch"
 CLUSTER="$SRC/tests/slurm/cluster.sh"
-JOB_TIMEOUT=${SLURM_TEST_JOB_TIMEOUT:-150}
+JOB_TIMEOUT=${SLURM_TEST_JOB_TIMEOUT:-240}
 BIN=$(readlink -f "$BIN")
 
 fails=0
@@ -134,6 +138,20 @@ job_d=$(cd "$WORK/submit" && env -u ADEBERT_BIN sbatch --parsable "${SIZE[@]}" \
 job_d=${job_d%%;*}
 echo "submitted job $job_d (train) after $(elapsed) s"
 
+# Job E: USR1 mid-run -> checkpoint, exit 75 -> requeue -> --resume -> same result.
+E_ARGS=(train --data "$CORPUS" --model tiny --vocab "$VOCAB" --cased --limit 1000 --epochs 6 --batch-size 8
+        --lr 1e-3 --quiet --dump-params)
+job_e=$(cd "$WORK/submit" && env -u ADEBERT_BIN sbatch --parsable "${SIZE[@]}" \
+          -J adebert-preempt -o "$WORK/out/%j.out" "$SBATCH_SCRIPT" "${E_ARGS[@]}" "$WORK/runE.bin" \
+          --out "$WORK/runE") \
+  || fatal "sbatch (job E) failed"
+job_e=${job_e%%;*}
+echo "submitted job $job_e (train, USR1 + requeue) after $(elapsed) s"
+# its reference: the same run uninterrupted, 2 ranks under mpirun (outside Slurm)
+root_flags=(); [ "$(id -u)" -eq 0 ] && root_flags=(--allow-run-as-root)
+OMP_NUM_THREADS=1 timeout 200 mpirun "${root_flags[@]}" --oversubscribe --bind-to none -np 2 "$BIN" "${E_ARGS[@]}" \
+  "$WORK/refE.bin" --out "$WORK/refE" >"$WORK/refE.log" 2>&1 || fail "job E reference run: $(tail -2 "$WORK/refE.log")"
+
 # Poll until all jobs reach a final state. --states=all keeps finished jobs listed
 # (MinJobAge=300); a requeued job passes through REQUEUED/PENDING, not a final state.
 final_state() {
@@ -144,6 +162,7 @@ final_state() {
 }
 declare -A done_at=()
 cancelled=0
+usr1=0
 deadline=$(( $(date +%s) + JOB_TIMEOUT ))
 while :; do
   if [ $cancelled -eq 0 ] && [ -e "$WORK/term/started.0" ] && [ -e "$WORK/term/started.1" ]; then
@@ -151,7 +170,12 @@ while :; do
     timeout 10 scancel "$job_c" || fail "scancel $job_c failed"
     cancelled=1
   fi
-  for j in "$job_a" "$job_b" "$job_c" "$job_d"; do
+  if [ $usr1 -eq 0 ] && [ -f "$WORK/runE/train_log.jsonl" ] && [ "$(wc -l <"$WORK/runE/train_log.jsonl")" -ge 40 ]; then
+    echo "scancel --signal=USR1 $job_e after $(elapsed) s"
+    timeout 10 scancel --signal=USR1 "$job_e" || fail "scancel --signal=USR1 $job_e failed"
+    usr1=1
+  fi
+  for j in "$job_a" "$job_b" "$job_c" "$job_d" "$job_e"; do
     [ -n "${done_at[$j]:-}" ] && continue
     read -r st why < <(timeout 10 squeue -h -j "$j" --states=all -o '%T %r' 2>/dev/null)
     if final_state "${st:-}"; then done_at[$j]=$(elapsed); echo "job $j: $st after ${done_at[$j]} s"; fi
@@ -160,7 +184,7 @@ while :; do
         fail "job $j cannot start: $why"; timeout 10 sinfo -N -l; deadline=0 ;;
     esac
   done
-  [ ${#done_at[@]} -eq 4 ] && break
+  [ ${#done_at[@]} -eq 5 ] && break
   if [ "$(date +%s)" -ge "$deadline" ]; then
     [ "$deadline" -eq 0 ] || fail "jobs did not finish within ${JOB_TIMEOUT}s"
     timeout 10 squeue --states=all -o '%A %j %T %r %M'
@@ -256,6 +280,17 @@ PY
 else
   fail "job D: no $WORK/run/metrics.jsonl"
 fi
+
+# ---- job E: USR1 -> checkpoint + 75 -> requeue -> --resume -> the uninterrupted result
+out_e="$WORK/out/$job_e.out"
+echo "---- job $job_e output"; cat "$out_e" 2>/dev/null
+st=$(job_field "$job_e" JobState); ec=$(job_field "$job_e" ExitCode); rs=$(job_field "$job_e" Restarts)
+[ "$st" = COMPLETED ] && [ "$ec" = 0:0 ] && [ "$rs" = 1 ] && pass "job E: signalled, requeued once, completed" \
+  || fail "job E: state $st, exit code $ec, Restarts=$rs (want COMPLETED, 0:0, 1)"
+grep -qs "stopped by a signal at step" "$out_e" && grep -qs "resumed_from_step" "$out_e" \
+  && pass "job E: the ranks saved at the signal and the rerun resumed" || fail "job E: no stop/resume in its log"
+cmp -s "$WORK/refE.bin" "$WORK/runE.bin" && pass "job E: final parameters bit-identical to the uninterrupted run" \
+  || fail "job E: final parameters differ from the uninterrupted run (or are missing)"
 
 echo "$((checks - fails)) passed, $fails failed"
 [ "$fails" -eq 0 ] && [ "$checks" -gt 0 ]
