@@ -135,6 +135,34 @@ void nn_backend_destroy(nn_backend *b);
 /* "dnnl", "blis" or "openblas": what the CPU backend's gemm calls. */
 const char *nn_cpu_blas_name(void);
 
+/* ---- CUDA backend (nn/cuda/; a build without CUDA links stubs that fail with
+ * "built without CUDA"). Storage is fp32 everywhere; the precision selects only
+ * the cuBLAS compute type of ->gemm (every other op computes in fp32):
+ *   FP32 true fp32 (CUBLAS_COMPUTE_32F), TF32 (sm80+), BF16 (sm80+: inputs
+ *   rounded to bf16, fp32 accumulation), FP16 (inputs rounded to fp16). */
+typedef enum { NN_PREC_FP32 = 0, NN_PREC_TF32, NN_PREC_BF16, NN_PREC_FP16 } nn_precision;
+
+/* "fp32", "tf32", "bf16", "fp16" (NULL for an invalid value) and the reverse
+ * (0 ok, 1 unknown name). */
+const char *nn_precision_name(nn_precision p);
+int nn_precision_parse(const char *s, nn_precision *out);
+
+/* One stream and one cuBLAS handle on `device`; refuses TF32/BF16 below sm_80.
+ * Vtable functions return void: the first CUDA/cuBLAS failure (naming the call or
+ * kernel) is kept as a sticky error, printed once to stderr, and every later op
+ * is skipped; ->download then fills its destination with NaN bytes and ->sumsq
+ * returns NaN, so a caller that ignores nn_cuda_last_error still fails loudly. */
+int nn_backend_cuda_create(nn_backend **out, int device, nn_precision prec, char *err, size_t errlen);
+/* The sticky error of a CUDA backend (NULL: none, or not a CUDA backend). */
+const char *nn_cuda_last_error(const nn_backend *b);
+/* Peak of the bytes this backend holds from cudaMalloc (its allocations plus its
+ * own workspace and scratch); 0 for other backends and without CUDA. */
+size_t nn_cuda_peak_bytes(const nn_backend *b);
+/* "NVIDIA H200 (sm_90)"; "" for other backends. */
+const char *nn_cuda_device_name(const nn_backend *b);
+/* The backend's cudaStream_t (for dist's NCCL reducer); NULL for other backends. */
+void *nn_cuda_stream(const nn_backend *b);
+
 /* Philox4x32-10 bits of one dropout element, and the derived keep decision; the
  * same function every backend implements (tests and the reference generator
  * recompute masks with it). */

@@ -1,5 +1,6 @@
-/* Counter-based randomness shared by every backend (plain C99, also valid CUDA
- * with NN_HD defined as __host__ __device__). Philox4x32-10 (Salmon et al. 2011).
+/* Counter-based randomness shared by every backend (plain C99, also valid CUDA:
+ * under nvcc NN_HD is __host__ __device__, the same integer arithmetic on both
+ * sides). Philox4x32-10 (Salmon et al. 2011).
  * Dropout element bits: counter = (elem >> 2, pos, site, sample), key = (k0, k1),
  * output word elem & 3. Nothing here depends on batch slot, packed offset, rank
  * or step, so a sample's masks follow it anywhere. */
@@ -9,7 +10,11 @@
 #include <stdint.h>
 
 #ifndef NN_HD
+#ifdef __CUDACC__
+#define NN_HD __host__ __device__
+#else
 #define NN_HD
+#endif
 #endif
 
 typedef struct {

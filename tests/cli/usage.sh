@@ -10,7 +10,7 @@ expect_exit 0 "tokenize --help" -- "$BIN" tokenize --help
 expect_exit 0 "version" -- "$BIN" version
 expect_exit 2 "no command" -- "$BIN"
 expect_exit 2 "unknown command" -- "$BIN" frobnicate
-expect_exit 2 "planned command is refused, not faked" -- "$BIN" eval
+expect_exit 2 "eval without --checkpoint: usage error" -- "$BIN" eval
 expect_exit 2 "data without subcommand" -- "$BIN" data
 expect_exit 2 "data unknown subcommand" -- "$BIN" data plot
 expect_exit 2 "unknown option" -- "$BIN" data stats --bogus
@@ -35,7 +35,7 @@ grep -q -- "--batch-size B" "$TMP/out" && grep -q "GLOBAL batch" "$TMP/out" && p
   || fail "train --help documents the global batch"
 expect_exit 2 "bench: zero steps" -- "$BIN" bench --steps 0
 expect_exit 2 "bench: unknown lengths" -- "$BIN" bench --lengths uniform
-expect_exit 2 "bench: cuda not built" -- "$BIN" bench --device cuda
+expect_exit 2 "bench: bad --device" -- "$BIN" bench --device tpu
 expect_exit 2 "bench: unknown preset" -- "$BIN" bench --model huge
 # a real (tiny) measurement, as JSON with the documented keys
 "$BIN" bench --model tiny --batch-size 4 --seq-len 16 --steps 2 --json >"$TMP/b.json" 2>"$TMP/b.err" \
