@@ -6,6 +6,7 @@
  * SUM-reduced, so N ranks give the 1-rank result (DESIGN.md). Rank 0 alone
  * prints and writes files. */
 #include "dist/dist.h"
+#include "dist/nccl.h"
 #include "dist/sampler.h"
 #include "io/io.h"
 #include "launch/cli.h"
@@ -75,7 +76,10 @@ typedef struct {
     nn_backend *be;
     nn_model *model;
     nn_adamw *opt;
-    dist_reducer *reducer;
+    dist_reducer *reducer;        /* CPU: MPI on host buffers */
+    dist_nccl *nccl;              /* GPU: NCCL on device buffers */
+    dist_nccl_reducer *nreducer;
+    int cuda;
     float class_w[2];
     int use_class_w;
     /* per-step scratch (host) */
@@ -112,10 +116,12 @@ static void run_free(run *r)
     if (r->step_log)
         fclose(r->step_log);
     dist_reducer_free(r->reducer);
+    dist_nccl_reducer_free(r->nreducer);
     nn_adamw_free(r->opt);
     nn_model_free(r->model);
     if (r->be)
         nn_backend_destroy(r->be);
+    dist_nccl_free(r->nccl);
     io_tokens_free(&r->tokens);
     io_tokenizer_free(r->tok);
     io_vocab_free(r->vocab);
@@ -324,6 +330,22 @@ static void setup_model_config(run *r)
     r->mc = mc;
 }
 
+static mio_data data_settings(const run *r)
+{
+    mio_data d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.data, sizeof d.data, "%s", r->o.data);
+    d.view = r->o.view;
+    d.split = r->o.split;
+    d.seed = r->o.seed;
+    d.test_fraction = 0.2;
+    d.val_fraction = r->o.val_fraction;
+    d.limit = r->o.limit;
+    d.max_seq_len = r->o.max_seq_len;
+    d.lowercase = r->o.lowercase;
+    return d;
+}
+
 static void setup_data(run *r)
 {
     train_opts *o = &r->o;
@@ -334,10 +356,9 @@ static void setup_data(run *r)
     data = o->data;
     if (io_corpus_load(data, o->view, &r->corpus, err))
         die(r, "%s (io/fetch-ade-corpus.sh downloads the ADE corpus)", err);
-    if (io_split_make(&r->corpus, o->split, o->seed, 0.2, o->val_fraction, &r->split, err))
+    mio_data d = data_settings(r);
+    if (mio_make_split(&r->corpus, &d, &r->split, err))
         die(r, "%s", err);
-    if (o->limit > 0)
-        io_split_limit(&r->split, (size_t)o->limit, (size_t)(o->limit / 4 > 0 ? o->limit / 4 : 1), o->seed);
     if (r->split.n_train == 0)
         die(r, "the train split is empty");
     if (io_tokenizer_init(&r->tok, r->vocab, o->lowercase, err) ||
@@ -378,16 +399,40 @@ static void setup_model(run *r)
     char err[NN_ERRLEN];
     int64_t n = r->comm.size;
     r->max_local = (o->batch_size + n - 1) / n;
-    if (nn_backend_cpu_create(&r->be, o->threads, err, sizeof err))
+    char derr[DIST_ERRLEN];
+    r->cuda = !strcmp(o->device, "cuda");
+    if (r->cuda) {
+        /* the device first (NCCL picks local rank mod visible GPUs), then the backend on it */
+        dist_nccl_opts no = {o->comm_timeout, 0};
+        if (dist_nccl_create(&r->nccl, &r->comm, &no, derr))
+            die(r, "--device cuda: %s", derr);
+        nn_precision prec = NN_PREC_BF16;
+        int auto_prec = !strcmp(o->precision, "auto");
+        if (!auto_prec && nn_precision_parse(o->precision, &prec))
+            die(r, "--precision %s: unknown", o->precision);
+        int rc = nn_backend_cuda_create(&r->be, dist_nccl_device(r->nccl), prec, err, sizeof err);
+        if (rc && auto_prec) { /* below sm80: no bf16 tensor cores (fp16 needs loss scaling, not built) */
+            prec = NN_PREC_FP32;
+            rc = nn_backend_cuda_create(&r->be, dist_nccl_device(r->nccl), prec, err, sizeof err);
+        }
+        if (rc)
+            die(r, "--device cuda: %s", err);
+        snprintf(o->precision, sizeof o->precision, "%s", nn_precision_name(prec));
+    } else if (nn_backend_cpu_create(&r->be, o->threads, err, sizeof err)) {
         die(r, "%s", err);
+    }
     if (nn_model_create(&r->model, &r->cfg, r->be, r->max_local * o->max_seq_len, r->max_local, o->max_seq_len,
                         err))
         die(r, "%s", err);
     if (nn_model_init_weights(r->model, o->seed, err))
         die(r, "%s", err);
     r->n_groups = nn_model_grad_groups(r->model, r->group_off, r->group_len, NN_MAX_GRAD_GROUPS);
-    char derr[DIST_ERRLEN];
-    if (dist_reducer_create(&r->reducer, &r->comm, r->n_groups, derr))
+    if (r->cuda ? dist_nccl_reducer_create(&r->nreducer, r->nccl, nn_cuda_stream(r->be), r->n_groups,
+                                           nn_model_num_params(r->model),
+                                           strcmp(o->reduce_precision, "fp32") ? DIST_NCCL_WIRE_BF16
+                                                                                : DIST_NCCL_WIRE_FP32,
+                                           derr)
+                : dist_reducer_create(&r->reducer, &r->comm, r->n_groups, derr))
         die(r, "%s", derr);
     nn_model_set_grad_ready(r->model, on_grad_ready, r);
     size_t m = (size_t)r->max_local;
@@ -451,7 +496,10 @@ static void on_grad_ready(void *ctx, float *grad, size_t off, size_t len)
     char derr[DIST_ERRLEN];
     if (r->o.skip_allreduce)
         return;
-    if (dist_reducer_start(r->reducer, grad + off, len, derr) || dist_reducer_progress(r->reducer, derr))
+    if (r->nreducer ? dist_nccl_reducer_start(r->nreducer, grad + off, len, derr) ||
+                          dist_nccl_reducer_progress(r->nreducer, derr)
+                    : dist_reducer_start(r->reducer, grad + off, len, derr) ||
+                          dist_reducer_progress(r->reducer, derr))
         die(r, "gradient all-reduce: %s", derr);
 }
 
@@ -494,13 +542,18 @@ static void train_step(run *r, const uint32_t *global, size_t n_global, uint32_t
         for (size_t g = 0; g < r->n_groups; g++)
             on_grad_ready(r, nn_model_grad_buf(r->model), r->group_off[g], r->group_len[g]);
     double t0 = now_s(), wait_s = 0;
-    if (dist_reducer_wait(r->reducer, &wait_s, derr))
+    if (r->nreducer ? dist_nccl_reducer_wait(r->nreducer, &wait_s, derr)
+                    : dist_reducer_wait(r->reducer, &wait_s, derr))
         die(r, "gradient all-reduce: %s", derr);
     if (dist_allreduce_sum_f64(&r->comm, &loss, 1, derr))
         die(r, "loss all-reduce: %s", derr);
     s->comm_s = now_s() - t0;
-    if (nn_adamw_step(r->opt, &s->grad_norm, &s->lr, err))
-        die(r, "optimizer: %s", err);
+    if (nn_adamw_step(r->opt, &s->grad_norm, &s->lr, err)) {
+        const char *ce = nn_cuda_last_error(r->be);
+        die(r, "optimizer: %s", ce ? ce : err);
+    }
+    if (nn_cuda_last_error(r->be))
+        die(r, "step %lld: %s", (long long)nn_adamw_steps_done(r->opt), nn_cuda_last_error(r->be));
     s->loss = loss;
     s->tokens = tokens;
 }
@@ -625,22 +678,6 @@ static void progress_clear(progress *p)
 /* ------------------------------------------------------------ checkpoints */
 
 #define CKPT_PREFIX "ckpt-step"
-
-static mio_data data_settings(const run *r)
-{
-    mio_data d;
-    memset(&d, 0, sizeof d);
-    snprintf(d.data, sizeof d.data, "%s", r->o.data);
-    d.view = r->o.view;
-    d.split = r->o.split;
-    d.seed = r->o.seed;
-    d.test_fraction = 0.2;
-    d.val_fraction = r->o.val_fraction;
-    d.limit = r->o.limit;
-    d.max_seq_len = r->o.max_seq_len;
-    d.lowercase = r->o.lowercase;
-    return d;
-}
 
 /* Doubles travel as C99 hex strings: exact, whatever the JSON library prints. */
 static void add_hex(cJSON *o, const char *key, double v)
@@ -828,8 +865,9 @@ static void prune_checkpoints(run *r)
  * how they are computed, not what is computed. */
 static int option_may_change(const char *key)
 {
-    static const char *const ok[] = {"data", "out", "threads", "device", "precision", "init", "keep_last",
-                                     "save_every", "config_file"};
+    static const char *const ok[] = {"data",      "out",        "threads",     "device",
+                                     "precision", "init",       "keep_last",   "save_every",
+                                     "config_file", "reduce_precision", "comm_timeout"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (!strcmp(key, ok[i]))
             return 1;
@@ -1001,10 +1039,19 @@ static void init_from(run *r)
 static uint64_t params_checksum(run *r)
 {
     size_t n = nn_model_num_params(r->model);
+    float *host = NULL;
     const unsigned char *p = (const unsigned char *)nn_model_param_buf(r->model);
+    if (r->cuda) { /* device memory: a host copy first */
+        char err[NN_ERRLEN];
+        host = malloc(n * sizeof *host);
+        if (!host || nn_model_get_params(r->model, host, n, err))
+            die(r, "parameter checksum: cannot read the parameters");
+        p = (const unsigned char *)host;
+    }
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < n * sizeof(float); i++)
         h = (h ^ p[i]) * 0x100000001b3ull;
+    free(host);
     return h;
 }
 
@@ -1183,9 +1230,18 @@ int cmd_train(int argc, char **argv)
         printf("  model %s: %lld layers x %lld hidden, %zu parameters; %s, %s\n", o->model,
                (long long)r->cfg.num_hidden_layers, (long long)r->cfg.hidden_size, nn_model_num_params(r->model),
                o->lowercase ? "lowercased" : "cased", o->vocab);
-        printf("  %s; CPU backend (%s), %d rank(s) x %lld sequences max per step\n",
-               dist_describe(&r->comm, desc, sizeof desc), nn_cpu_blas_name(), r->comm.size,
-               (long long)r->max_local);
+        if (r->cuda) {
+            char nd[256];
+            printf("  %s; CUDA backend on %s, %s GEMMs, gradients: %s (%s on the wire); %d rank(s) x %lld "
+                   "sequences max per step\n",
+                   dist_describe(&r->comm, desc, sizeof desc), nn_cuda_device_name(r->be), o->precision,
+                   dist_nccl_describe(r->nccl, nd, sizeof nd), o->reduce_precision, r->comm.size,
+                   (long long)r->max_local);
+        } else {
+            printf("  %s; CPU backend (%s), %d rank(s) x %lld sequences max per step\n",
+                   dist_describe(&r->comm, desc, sizeof desc), nn_cpu_blas_name(), r->comm.size,
+                   (long long)r->max_local);
+        }
         printf("  %d epochs x %lld steps (global batch %zu), %lld steps in all, warmup %lld, lr %g -> %s\n",
                o->epochs, (long long)steps_per_epoch, B, (long long)total, (long long)ac.warmup_steps, o->lr,
                r->run_dir);
@@ -1309,6 +1365,9 @@ int cmd_train(int argc, char **argv)
                (long long)(step - first_step), wall, train_s,
                step > first_step ? 1000.0 * train_s / (double)(step - first_step) : 0.0,
                train_s > 0 ? 100.0 * comm_total / train_s : 0.0, eval_total, r->run_dir, IO_METRICS_FILE);
+        if (r->cuda)
+            printf("  peak device memory %.0f MiB on %s\n", (double)nn_cuda_peak_bytes(r->be) / 1048576.0,
+                   nn_cuda_device_name(r->be));
         fflush(stdout);
     }
     int rc = CLI_OK;

@@ -55,8 +55,14 @@ static const char *const train_usage =
     "  --seed N               model init, dropout, shuffles and split [42]\n"
     "\n"
     "execution\n"
-    "  --device cpu|cuda      [cpu]\n"
-    "  --precision fp32       [fp32 on cpu]\n"
+    "  --device cpu|cuda      [cpu]; cuda: one GPU per rank (local rank mod visible GPUs),\n"
+    "                         gradients summed with NCCL\n"
+    "  --precision auto|fp32|tf32|bf16  GEMM inputs on the GPU (fp32 master weights and\n"
+    "                         optimizer; LayerNorm/softmax/GELU/loss in fp32) [auto: fp32 on\n"
+    "                         cpu, bf16 on sm80+, fp32 below]. fp16 needs dynamic loss\n"
+    "                         scaling, which is not built yet\n"
+    "  --reduce-precision bf16|fp32  NCCL gradient sums on the wire [bf16]\n"
+    "  --comm-timeout S       a gradient reduction that takes longer aborts the job [600]\n"
     "  --threads T            OpenMP threads per rank [OMP_NUM_THREADS, else all cores]\n"
     "  --config FILE          JSON object with any of these options as keys (batch_size,\n"
     "                         lr, ...); command-line flags override it\n"
@@ -85,7 +91,7 @@ static const char *const train_usage =
     "  --debug-stop-at S      behave as if SIGUSR1 arrived at step S (save, exit 75)\n"
     "  --debug-perturb-resume after --resume, nudge one weight (a negative control)\n"
     "\n"
-    "Not built yet (see the issues): --device cuda.\n";
+    "Not built yet (see the issues): --precision fp16 (dynamic loss scaling).\n";
 
 typedef enum { T_STR, T_INT, T_I64, T_U64, T_DBL, T_VIEW, T_SPLIT, T_FLAG } opt_type;
 
@@ -121,6 +127,8 @@ static const opt_desc descs[] = {
     {"seed", T_U64, F(seed), 0, 0, 1},
     {"device", T_STR, F(device), 0, 0, 1},
     {"precision", T_STR, F(precision), 0, 0, 1},
+    {"reduce-precision", T_STR, F(reduce_precision), 0, 0, 1},
+    {"comm-timeout", T_DBL, F(comm_timeout), 1, 1e6, 1},
     {"threads", T_INT, F(threads), 0, 4096, 1},
     {"log-samples", T_STR, F(log_samples), 0, 0, 0},
     {"dump-params", T_STR, F(dump_params), 0, 0, 0},
@@ -162,7 +170,9 @@ static void set_defaults(train_opts *o)
     o->keep_last = 2;
     snprintf(o->select_on, sizeof o->select_on, "val");
     o->stop_at = -1;
-    snprintf(o->precision, sizeof o->precision, "fp32");
+    snprintf(o->precision, sizeof o->precision, "auto");
+    snprintf(o->reduce_precision, sizeof o->reduce_precision, "bf16");
+    o->comm_timeout = 600;
     snprintf(o->class_weights, sizeof o->class_weights, "none");
 }
 
@@ -427,12 +437,18 @@ int train_opts_parse(train_opts *o, int argc, char **argv)
         cli_error("train", "--device must be cpu or cuda, not '%s'", o->device);
         return 2;
     }
-    if (!strcmp(o->device, "cuda")) {
-        cli_error("train", "--device cuda: the CUDA backend is not built yet in this version (use --device cpu)");
+    if (strcmp(o->precision, "auto") && strcmp(o->precision, "fp32") && strcmp(o->precision, "tf32") &&
+        strcmp(o->precision, "bf16")) {
+        cli_error("train", "--precision must be auto, fp32, tf32 or bf16, not '%s'%s", o->precision,
+                  strcmp(o->precision, "fp16") ? "" : " (fp16 needs dynamic loss scaling, not built yet)");
         return 2;
     }
-    if (strcmp(o->precision, "fp32")) {
+    if (!strcmp(o->device, "cpu") && strcmp(o->precision, "auto") && strcmp(o->precision, "fp32")) {
         cli_error("train", "--precision %s: the CPU backend computes in fp32 only", o->precision);
+        return 2;
+    }
+    if (strcmp(o->reduce_precision, "bf16") && strcmp(o->reduce_precision, "fp32")) {
+        cli_error("train", "--reduce-precision must be bf16 or fp32, not '%s'", o->reduce_precision);
         return 2;
     }
     if (strcmp(o->select_on, "val") && strcmp(o->select_on, "test")) {

@@ -19,6 +19,8 @@ typedef struct {
     io_split_kind split;
     double val_fraction;
     char device[16], precision[16];
+    char reduce_precision[8]; /* NCCL wire: bf16 | fp32 */
+    double comm_timeout;      /* seconds */
     int64_t max_steps; /* 0: no cap */
     int64_t limit;     /* 0: all rows */
     int64_t eval_every; /* 0: every epoch; N: every N steps (and at the end) */

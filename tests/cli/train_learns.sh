@@ -47,7 +47,11 @@ expect_exit 1 "refuses a run dir that holds a run" -- "$BIN" train --data "$CORP
   --vocab "$UNCASED_VOCAB" --lowercase --out "$out"
 expect_exit 2 "train: missing --out" -- "$BIN" train --model tiny
 expect_exit 2 "train: bad batch size" -- "$BIN" train --out "$TMP/x" --batch-size 0
-expect_exit 2 "train: cuda not built" -- "$BIN" train --out "$TMP/x" --device cuda
+expect_exit 2 "train: bad --device" -- "$BIN" train --out "$TMP/x" --device tpu
+expect_exit 2 "train: --precision fp16 refused (no loss scaling yet)" -- "$BIN" train --out "$TMP/x" --device cuda --precision fp16
+if ! "$BIN" version 2>&1 | grep -qE "CUDA .*[1-9] x"; then
+  expect_exit 1 "train: --device cuda without a GPU: one line" -- "$BIN" train --out "$TMP/c" --data "$CORPUS" --vocab "$CASED_VOCAB" --cased --device cuda
+fi
 expect_exit 2 "train: bad --save-every" -- "$BIN" train --out "$TMP/x" --save-every sometimes
 expect_exit 2 "train: bad --select-on" -- "$BIN" train --out "$TMP/x" --select-on train
 expect_exit 1 "train: preset needs casing" -- "$BIN" train --out "$TMP/y" --data "$CORPUS" --vocab "$UNCASED_VOCAB"
