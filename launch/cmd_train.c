@@ -59,6 +59,8 @@ typedef struct {
     int64_t loss_n;        /* ... over this many steps */
     double best_f1;        /* best.h5's F1 (-1: none yet) and step */
     int64_t best_step;
+    double loss_scale;     /* the loss is multiplied by this (1: no scaling) ... */
+    int64_t good_steps;    /* ... clean steps since it last changed (dynamic scaling) */
 } loop_state;
 
 /* Everything one run holds; freed by run_free whatever happened. */
@@ -98,6 +100,9 @@ typedef struct {
     int64_t fail_step;
     loop_state ls;
     int64_t resumed_from; /* step of the checkpoint resumed from; -1: fresh start */
+    int dyn_scale;        /* dynamic loss scaling: halve on overflow, double after clean steps */
+    int inject_rank;      /* --debug-inject-inf; -1: none */
+    int64_t inject_step;
     char *train_json;     /* the resolved options (RUN_DIR/config.json; checkpoints) */
 } run;
 
@@ -411,8 +416,8 @@ static void setup_model(run *r)
         if (!auto_prec && nn_precision_parse(o->precision, &prec))
             die(r, "--precision %s: unknown", o->precision);
         int rc = nn_backend_cuda_create(&r->be, dist_nccl_device(r->nccl), prec, err, sizeof err);
-        if (rc && auto_prec) { /* below sm80: no bf16 tensor cores (fp16 needs loss scaling, not built) */
-            prec = NN_PREC_FP32;
+        if (rc && auto_prec) { /* below sm80: no bf16 tensor cores; fp16 with loss scaling */
+            prec = NN_PREC_FP16;
             rc = nn_backend_cuda_create(&r->be, dist_nccl_device(r->nccl), prec, err, sizeof err);
         }
         if (rc)
@@ -485,7 +490,11 @@ static nn_batch make_batch(run *r, int64_t n, int train, uint32_t epoch, double 
 typedef struct {
     double loss, grad_norm, lr, comm_s;
     int64_t tokens;
+    int skipped; /* overflow under loss scaling: no update */
+    double loss_scale; /* the scale this step used */
 } step_result;
+
+#define SCALE_GROWTH_INTERVAL 2000
 
 /* Called by backward as each gradient group is final: start its SUM at once, and
  * progress the earlier ones (Open MPI 4.1 has no progress thread), so the reduction
@@ -529,10 +538,17 @@ static void train_step(run *r, const uint32_t *global, size_t n_global, uint32_t
     if (r->fail_rank == r->comm.rank && r->fail_step == nn_adamw_steps_done(r->opt))
         die(r, "injected failure at step %lld (--debug-fail-at)", (long long)r->fail_step);
     nn_model_zero_grad(r->model);
+    if (r->inject_rank == r->comm.rank && r->inject_step == nn_adamw_steps_done(r->opt)) {
+        /* backward adds into the gradient buffer: this inf reaches the reduction */
+        float inf = INFINITY;
+        r->be->ops->upload(r->be, nn_model_grad_buf(r->model), &inf, sizeof inf);
+    }
+    const double S = r->ls.loss_scale;
     double loss = 0;
     if (count > 0) {
         pack(r, global + begin, (int64_t)count);
-        nn_batch b = make_batch(r, (int64_t)count, 1, epoch, denom);
+        /* loss x S: the gradients too (exactly, for powers of two); AdamW divides it out */
+        nn_batch b = make_batch(r, (int64_t)count, 1, epoch, denom / S);
         float l = 0;
         if (nn_model_forward(r->model, &b, &l, NULL, err) || nn_model_backward(r->model, err))
             die(r, "step %lld: %s", (long long)nn_adamw_steps_done(r->opt), err);
@@ -547,10 +563,26 @@ static void train_step(run *r, const uint32_t *global, size_t n_global, uint32_t
         die(r, "gradient all-reduce: %s", derr);
     if (dist_allreduce_sum_f64(&r->comm, &loss, 1, derr))
         die(r, "loss all-reduce: %s", derr);
+    loss /= S;
+    s->loss_scale = S;
     s->comm_s = now_s() - t0;
-    if (nn_adamw_step(r->opt, &s->grad_norm, &s->lr, err)) {
+    /* The overflow check reads the REDUCED gradients, identical on every rank: all
+     * ranks skip (or not) together. */
+    if (nn_adamw_step_scaled(r->opt, S, &s->grad_norm, &s->lr, &s->skipped, err)) {
         const char *ce = nn_cuda_last_error(r->be);
         die(r, "optimizer: %s", ce ? ce : err);
+    }
+    if (s->skipped && !r->dyn_scale)
+        die(r, "step %lld: the gradient norm is not finite (%s)", (long long)nn_adamw_steps_done(r->opt) - 1,
+            S == 1 ? "no loss scaling" : "fixed --loss-scale; try dynamic");
+    if (r->dyn_scale) {
+        if (s->skipped) {
+            r->ls.loss_scale = S > 1 ? S / 2 : 1;
+            r->ls.good_steps = 0;
+        } else if (++r->ls.good_steps >= SCALE_GROWTH_INTERVAL) {
+            r->ls.loss_scale = S * 2 <= 1e30 ? S * 2 : S;
+            r->ls.good_steps = 0;
+        }
     }
     if (nn_cuda_last_error(r->be))
         die(r, "step %lld: %s", (long long)nn_adamw_steps_done(r->opt), nn_cuda_last_error(r->be));
@@ -721,6 +753,8 @@ static char *checkpoint_extra(const run *r, const loop_state *ls)
         cJSON_AddNumberToObject(l, "loss_n", (double)ls->loss_n);
         add_hex(l, "best_f1", ls->best_f1);
         cJSON_AddNumberToObject(l, "best_step", (double)ls->best_step);
+        add_hex(l, "loss_scale", ls->loss_scale);
+        cJSON_AddNumberToObject(l, "good_steps", (double)ls->good_steps);
         cJSON_AddItemToObject(o, "loop", l);
         l = NULL;
         s = cJSON_PrintUnformatted(o);
@@ -788,7 +822,8 @@ static void save_checkpoint(run *r, const char *name, int with_optim, const loop
         a.step = nn_adamw_steps_done(r->opt);
         a.batch_in_epoch = ls->batch;
         a.seed = r->o.seed;
-        a.loss_scale = 1.0;
+        a.loss_scale = ls->loss_scale;
+        a.good_steps = ls->good_steps;
         a.metrics = metrics;
         a.metrics_len = mlen;
         a.data_extra = extra;
@@ -909,8 +944,9 @@ static int try_resume(run *r, const char *path, loop_state *ls, char err[MIO_ERR
     }
     if (get_i64(loop, "epoch", &ls->epoch) || get_i64(loop, "batch", &ls->batch) ||
         get_hex(loop, "loss_sum", &ls->loss_sum) || get_i64(loop, "loss_n", &ls->loss_n) ||
-        get_hex(loop, "best_f1", &ls->best_f1) || get_i64(loop, "best_step", &ls->best_step) || ls->epoch < 0 ||
-        ls->batch < 0) {
+        get_hex(loop, "best_f1", &ls->best_f1) || get_i64(loop, "best_step", &ls->best_step) ||
+        get_hex(loop, "loss_scale", &ls->loss_scale) || get_i64(loop, "good_steps", &ls->good_steps) ||
+        ls->epoch < 0 || ls->batch < 0 || !(ls->loss_scale > 0)) {
         snprintf(err, MIO_ERRLEN, "%.400s: damaged loop state", path);
         goto out;
     }
@@ -957,7 +993,8 @@ static void bcast_floats(run *r, float *dev, size_t n)
 static void resume(run *r)
 {
     char derr[DIST_ERRLEN];
-    int64_t found[8] = {-1, 0, 0, 0, 0, 0, 0, 0}; /* step, epoch, batch, loss_n, best_step, 3 doubles */
+    int64_t found[9] = {-1, 0, 0, 0, 0, 0, 0, 0, 0}; /* step, epoch, batch, loss_n, best_step, good_steps,
+                                                       then loss_sum, best_f1, loss_scale as bits */
     loop_state ls = r->ls;
     if (r->comm.rank == 0) {
         int64_t *steps;
@@ -1000,8 +1037,10 @@ static void resume(run *r)
         found[2] = ls.batch;
         found[3] = ls.loss_n;
         found[4] = ls.best_step;
-        memcpy(&found[5], &ls.loss_sum, 8);
-        memcpy(&found[6], &ls.best_f1, 8);
+        found[5] = ls.good_steps;
+        memcpy(&found[6], &ls.loss_sum, 8);
+        memcpy(&found[7], &ls.best_f1, 8);
+        memcpy(&found[8], &ls.loss_scale, 8);
     }
     if (dist_bcast_bytes(&r->comm, found, sizeof found, derr))
         die(r, "--resume: %s", derr);
@@ -1012,8 +1051,10 @@ static void resume(run *r)
     ls.batch = found[2];
     ls.loss_n = found[3];
     ls.best_step = found[4];
-    memcpy(&ls.loss_sum, &found[5], 8);
-    memcpy(&ls.best_f1, &found[6], 8);
+    ls.good_steps = found[5];
+    memcpy(&ls.loss_sum, &found[6], 8);
+    memcpy(&ls.best_f1, &found[7], 8);
+    memcpy(&ls.loss_scale, &found[8], 8);
     r->ls = ls;
     size_t n = nn_model_num_params(r->model);
     bcast_floats(r, nn_model_param_buf(r->model), n);
@@ -1090,7 +1131,7 @@ static double log_eval(run *r, const char *split, int64_t epoch, double train_lo
     rec.eval_loss = eval_loss;
     rec.m = m;
     rec.grad_norm = grad_norm;
-    rec.loss_scale = 1.0;
+    rec.loss_scale = r->ls.loss_scale;
     rec.seconds = seconds;
     rec.tokens_per_s = tok_s;
     char path[1200], ierr[IO_ERRLEN];
@@ -1171,6 +1212,23 @@ int cmd_train(int argc, char **argv)
     r->ls.best_f1 = -1;
     r->ls.best_step = -1;
     r->resumed_from = -1;
+    /* loss scaling: after setup_model, which resolved --precision auto */
+    r->ls.loss_scale = 1;
+    if (!strcmp(o->loss_scale, "dynamic") || (!strcmp(o->loss_scale, "auto") && !strcmp(o->precision, "fp16"))) {
+        r->dyn_scale = 1;
+        r->ls.loss_scale = 65536;
+    } else if (strcmp(o->loss_scale, "auto") && strcmp(o->loss_scale, "none")) {
+        r->ls.loss_scale = strtod(o->loss_scale, NULL);
+    }
+    r->inject_rank = -1;
+    if (o->inject_inf[0]) {
+        long long ir = -1, is = -1;
+        char tail = 0;
+        if (sscanf(o->inject_inf, "%lld:%lld%c", &ir, &is, &tail) != 2 || ir < 0 || is < 0)
+            die(r, "--debug-inject-inf wants RANK:STEP, not '%s'", o->inject_inf);
+        r->inject_rank = (int)ir;
+        r->inject_step = is;
+    }
 
     /* the schedule */
     size_t B = (size_t)o->batch_size;
@@ -1285,9 +1343,13 @@ int cmd_train(int argc, char **argv)
             last_grad_norm = s.grad_norm;
             last_lr = s.lr;
             if (root) {
+                char gn[32]; /* JSON has no inf: an overflowed norm is null */
+                snprintf(gn, sizeof gn, isfinite(s.grad_norm) ? "%.9g" : "null", s.grad_norm);
                 fprintf(r->step_log,
-                        "{\"step\":%lld,\"epoch\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%lld}\n",
-                        (long long)step, epoch, s.loss, s.lr, s.grad_norm, (long long)s.tokens);
+                        "{\"step\":%lld,\"epoch\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%s,\"tokens\":%lld,"
+                        "\"loss_scale\":%.9g%s}\n",
+                        (long long)step, epoch, s.loss, s.lr, gn, (long long)s.tokens, s.loss_scale,
+                        s.skipped ? ",\"skipped\":true" : "");
             }
             double el = now_s() - t_since;
             progress_show(&pg, epoch + 1, o->epochs, step, total, loss_sum / (double)loss_n,

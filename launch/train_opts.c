@@ -57,10 +57,13 @@ static const char *const train_usage =
     "execution\n"
     "  --device cpu|cuda      [cpu]; cuda: one GPU per rank (local rank mod visible GPUs),\n"
     "                         gradients summed with NCCL\n"
-    "  --precision auto|fp32|tf32|bf16  GEMM inputs on the GPU (fp32 master weights and\n"
-    "                         optimizer; LayerNorm/softmax/GELU/loss in fp32) [auto: fp32 on\n"
-    "                         cpu, bf16 on sm80+, fp32 below]. fp16 needs dynamic loss\n"
-    "                         scaling, which is not built yet\n"
+    "  --precision auto|fp32|tf32|bf16|fp16  GEMM inputs on the GPU (fp32 master weights\n"
+    "                         and optimizer; LayerNorm/softmax/GELU/loss in fp32) [auto: fp32\n"
+    "                         on cpu, bf16 on sm80+, fp16 below]\n"
+    "  --loss-scale auto|dynamic|none|S  loss scaling [auto: dynamic with fp16, else none].\n"
+    "                         dynamic: start at 65536, halve and skip the step when the\n"
+    "                         reduced gradients overflow (all ranks together), double after\n"
+    "                         2000 clean steps; S: a fixed scale\n"
     "  --reduce-precision bf16|fp32  NCCL gradient sums on the wire [bf16]\n"
     "  --comm-timeout S       a gradient reduction that takes longer aborts the job [600]\n"
     "  --threads T            OpenMP threads per rank [OMP_NUM_THREADS, else all cores]\n"
@@ -90,8 +93,7 @@ static const char *const train_usage =
     "  --debug-fail-at R:S    rank R fails at step S (tests that a failure ends the job)\n"
     "  --debug-stop-at S      behave as if SIGUSR1 arrived at step S (save, exit 75)\n"
     "  --debug-perturb-resume after --resume, nudge one weight (a negative control)\n"
-    "\n"
-    "Not built yet (see the issues): --precision fp16 (dynamic loss scaling).\n";
+    "  --debug-inject-inf R:S rank R puts an inf into its gradients at step S\n";
 
 typedef enum { T_STR, T_INT, T_I64, T_U64, T_DBL, T_VIEW, T_SPLIT, T_FLAG } opt_type;
 
@@ -129,6 +131,8 @@ static const opt_desc descs[] = {
     {"precision", T_STR, F(precision), 0, 0, 1},
     {"reduce-precision", T_STR, F(reduce_precision), 0, 0, 1},
     {"comm-timeout", T_DBL, F(comm_timeout), 1, 1e6, 1},
+    {"loss-scale", T_STR, F(loss_scale), 0, 0, 1},
+    {"debug-inject-inf", T_STR, F(inject_inf), 0, 0, 0},
     {"threads", T_INT, F(threads), 0, 4096, 1},
     {"log-samples", T_STR, F(log_samples), 0, 0, 0},
     {"dump-params", T_STR, F(dump_params), 0, 0, 0},
@@ -173,6 +177,7 @@ static void set_defaults(train_opts *o)
     snprintf(o->precision, sizeof o->precision, "auto");
     snprintf(o->reduce_precision, sizeof o->reduce_precision, "bf16");
     o->comm_timeout = 600;
+    snprintf(o->loss_scale, sizeof o->loss_scale, "auto");
     snprintf(o->class_weights, sizeof o->class_weights, "none");
 }
 
@@ -438,10 +443,18 @@ int train_opts_parse(train_opts *o, int argc, char **argv)
         return 2;
     }
     if (strcmp(o->precision, "auto") && strcmp(o->precision, "fp32") && strcmp(o->precision, "tf32") &&
-        strcmp(o->precision, "bf16")) {
-        cli_error("train", "--precision must be auto, fp32, tf32 or bf16, not '%s'%s", o->precision,
-                  strcmp(o->precision, "fp16") ? "" : " (fp16 needs dynamic loss scaling, not built yet)");
+        strcmp(o->precision, "bf16") && strcmp(o->precision, "fp16")) {
+        cli_error("train", "--precision must be auto, fp32, tf32, bf16 or fp16, not '%s'", o->precision);
         return 2;
+    }
+    if (strcmp(o->loss_scale, "auto") && strcmp(o->loss_scale, "dynamic") && strcmp(o->loss_scale, "none")) {
+        char *end = NULL;
+        double v = strtod(o->loss_scale, &end);
+        if (!*o->loss_scale || *end || !(v > 0) || !isfinite(v) || v > 1e30) {
+            cli_error("train", "--loss-scale must be auto, dynamic, none or a positive number, not '%s'",
+                      o->loss_scale);
+            return 2;
+        }
     }
     if (!strcmp(o->device, "cpu") && strcmp(o->precision, "auto") && strcmp(o->precision, "fp32")) {
         cli_error("train", "--precision %s: the CPU backend computes in fp32 only", o->precision);

@@ -21,6 +21,7 @@ typedef struct {
     char device[16], precision[16];
     char reduce_precision[8]; /* NCCL wire: bf16 | fp32 */
     double comm_timeout;      /* seconds */
+    char loss_scale[32];      /* auto | dynamic | none | a fixed positive scale */
     int64_t max_steps; /* 0: no cap */
     int64_t limit;     /* 0: all rows */
     int64_t eval_every; /* 0: every epoch; N: every N steps (and at the end) */
@@ -40,6 +41,7 @@ typedef struct {
     int quiet;               /* no progress output */
     int64_t stop_at;         /* act as if a stop signal came at this step (-1: never) */
     int perturb_resume;      /* negative control: nudge one weight after resuming */
+    char inject_inf[32];     /* "RANK:STEP": an inf in that rank's gradients at that step */
 } train_opts;
 
 /* Parses argv (argv[0] = "train"). Returns 0 ok, 1 when --help was printed,

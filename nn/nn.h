@@ -149,6 +149,15 @@ void nn_adamw_free(nn_adamw *o);
 /* Clip by the global gradient norm, then one AdamW step at lr * factor(step);
  * step += 1. grad_norm (pre-clip) and lr used may be NULL. */
 int nn_adamw_step(nn_adamw *o, double *grad_norm, double *lr_used, char err[NN_ERRLEN]);
+/* The same for gradients of a loss multiplied by loss_scale (dynamic loss scaling):
+ * the norm (reported unscaled) and the update divide it out through the AdamW
+ * gradient multiplier. A non-finite norm means an overflow somewhere on some rank
+ * (the gradients are already reduced): *skipped = 1, parameters and moments are
+ * untouched, and the step counter (so the lr schedule) still advances, as Hugging
+ * Face's scheduler does when the AMP scaler skips. loss_scale 1 = nn_adamw_step
+ * except that a non-finite norm skips instead of failing. */
+int nn_adamw_step_scaled(nn_adamw *o, double loss_scale, double *grad_norm, double *lr_used, int *skipped,
+                         char err[NN_ERRLEN]);
 int64_t nn_adamw_steps_done(const nn_adamw *o);
 /* Moments (device pointers, flat-buffer layout) for checkpoints. */
 float *nn_adamw_m(nn_adamw *o);

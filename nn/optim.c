@@ -85,21 +85,45 @@ void nn_adamw_set_step(nn_adamw *o, int64_t step) { o->step = step; }
 
 int nn_adamw_step(nn_adamw *o, double *grad_norm, double *lr_used, char err[NN_ERRLEN])
 {
+    int skipped = 0;
+    if (nn_adamw_step_scaled(o, 1.0, grad_norm, lr_used, &skipped, err))
+        return 1;
+    if (skipped) {
+        snprintf(err, NN_ERRLEN, "adamw: gradient norm is not finite");
+        return 1;
+    }
+    return 0;
+}
+
+int nn_adamw_step_scaled(nn_adamw *o, double loss_scale, double *grad_norm, double *lr_used, int *skipped,
+                         char err[NN_ERRLEN])
+{
     nn_model *mdl = o->model;
     nn_backend *be = nn_model_backend(mdl);
     const nn_backend_ops *op = be->ops;
     float *P = nn_model_param_buf(mdl), *G = nn_model_grad_buf(mdl);
     size_t n = nn_model_num_params(mdl), np = 0;
-    double norm = sqrt(op->sumsq(be, G, (int64_t)n));
-    if (!isfinite(norm)) {
-        snprintf(err, NN_ERRLEN, "adamw: gradient norm is not finite");
+    *skipped = 0;
+    if (!(loss_scale > 0) || !isfinite(loss_scale)) {
+        snprintf(err, NN_ERRLEN, "adamw: loss scale %g is not a positive number", loss_scale);
         return 1;
     }
-    float gscale = 1.0f;
+    double norm = sqrt(op->sumsq(be, G, (int64_t)n));
+    if (!isfinite(norm)) {
+        /* an overflow under loss scaling: no update, the schedule moves on */
+        *skipped = 1;
+        o->step += 1;
+        if (grad_norm) *grad_norm = norm;
+        if (lr_used) *lr_used = 0;
+        return 0;
+    }
+    norm /= loss_scale; /* exact for the powers of two the scaler uses */
+    double unscale = 1.0 / loss_scale;
+    float gscale = (float)unscale;
     if (o->cfg.max_grad_norm > 0) {
         /* torch: clip_coef = max_norm / (total_norm + 1e-6), applied when < 1 */
         double coef = o->cfg.max_grad_norm / (norm + 1e-6);
-        if (coef < 1.0) gscale = (float)coef;
+        if (coef < 1.0) gscale = (float)((double)(float)coef * unscale);
     }
     double lr = o->cfg.lr * nn_lr_factor(&o->cfg, o->step);
     int64_t t = o->step + 1;
