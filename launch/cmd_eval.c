@@ -319,11 +319,9 @@ int cmd_eval(int argc, char **argv)
         rows = s.all_rows;
         n = s.corpus.n;
     } else {
-        /* as training builds its split (launch/cmd_train.c setup_data) */
-        if (io_split_make(&s.corpus, d.split, d.seed, d.test_fraction, d.val_fraction, &s.split, ierr))
+        /* the rows training used: the same function builds them */
+        if (mio_make_split(&s.corpus, &d, &s.split, ierr))
             return fail(&s, "%s", ierr);
-        if (d.limit > 0)
-            io_split_limit(&s.split, (size_t)d.limit, (size_t)(d.limit / 4 > 0 ? d.limit / 4 : 1), d.seed);
         rows = part == PART_TEST ? s.split.test : part == PART_VAL ? s.split.val : s.split.train;
         n = part == PART_TEST ? s.split.n_test : part == PART_VAL ? s.split.n_val : s.split.n_train;
     }

@@ -12,6 +12,15 @@
 #define ADEBERT_VERSION "unknown"
 #endif
 
+int mio_make_split(const io_corpus *c, const mio_data *d, io_split *out, char err[IO_ERRLEN])
+{
+    if (io_split_make(c, d->split, d->seed, d->test_fraction, d->val_fraction, out, err))
+        return -1;
+    if (d->limit > 0)
+        io_split_limit(out, (size_t)d->limit, (size_t)(d->limit / 4 > 0 ? d->limit / 4 : 1), d->seed);
+    return 0;
+}
+
 char *mio_data_to_json(const mio_data *d, const char *extra)
 {
     cJSON *o = extra ? cJSON_Parse(extra) : cJSON_CreateObject();

@@ -36,6 +36,11 @@ typedef struct {
     int lowercase;
 } mio_data;
 
+/* The train/val/test rows these settings name: the split, then --limit's cap (at
+ * most `limit` train rows and limit/4 validation and test rows). Train and eval
+ * both call this, so "the test split" is the same rows for both. */
+int mio_make_split(const io_corpus *c, const mio_data *d, io_split *out, char err[IO_ERRLEN]);
+
 /* JSON object text (malloc'd) / parse back (unknown keys ignored; missing ones are
  * errors). extra (may be NULL): a JSON object whose members are added as well. */
 char *mio_data_to_json(const mio_data *d, const char *extra);
