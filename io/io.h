@@ -359,6 +359,13 @@ int io_safetensors_read_f32(const io_safetensors *st, const io_st_tensor *t, flo
 int io_safetensors_write_f32(const char *path, size_t n, const char *const *names,
                              const float *const *data, const int *ndims,
                              const int64_t (*shapes)[IO_ST_MAX_DIMS], char err[IO_ERRLEN]);
+/* The same with a "__metadata__" object of n_meta string pairs (e.g. {"format": "pt"},
+ * which Transformers wants before it loads a file). */
+int io_safetensors_write_f32_meta(const char *path, size_t n, const char *const *names,
+                                  const float *const *data, const int *ndims,
+                                  const int64_t (*shapes)[IO_ST_MAX_DIMS], size_t n_meta,
+                                  const char *const *meta_keys, const char *const *meta_values,
+                                  char err[IO_ERRLEN]);
 
 /* ------------------------------------------------------- pytorch_model.bin */
 /* A state dict of tensors written by torch.save, in either format:

@@ -277,9 +277,22 @@ int io_safetensors_read_f32(const io_safetensors *st, const io_st_tensor *t, flo
 int io_safetensors_write_f32(const char *path, size_t n, const char *const *names, const float *const *data,
                              const int *ndims, const int64_t (*shapes)[IO_ST_MAX_DIMS], char err[IO_ERRLEN])
 {
+    return io_safetensors_write_f32_meta(path, n, names, data, ndims, shapes, 0, NULL, NULL, err);
+}
+
+int io_safetensors_write_f32_meta(const char *path, size_t n, const char *const *names, const float *const *data,
+                                  const int *ndims, const int64_t (*shapes)[IO_ST_MAX_DIMS], size_t n_meta,
+                                  const char *const *meta_keys, const char *const *meta_values, char err[IO_ERRLEN])
+{
     cJSON *root = cJSON_CreateObject();
     uint64_t off = 0;
     int rc = 0;
+    if (root && n_meta) {
+        cJSON *md = cJSON_AddObjectToObject(root, "__metadata__");
+        for (size_t i = 0; i < n_meta && md; i++)
+            if (!cJSON_AddStringToObject(md, meta_keys[i], meta_values[i])) rc = 1;
+        if (!md) rc = 1;
+    }
     for (size_t i = 0; i < n && root; i++) {
         cJSON *e = cJSON_AddObjectToObject(root, names[i]);
         cJSON *sh = e ? cJSON_AddArrayToObject(e, "shape") : NULL;
@@ -318,16 +331,26 @@ int io_safetensors_write_f32(const char *path, size_t n, const char *const *name
     for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)(total >> (8 * i));
     int ok = fwrite(lenb, 1, 8, f) == 8 && fwrite(hdr, 1, hl, f) == hl;
     for (size_t i = 0; i < pad && ok; i++) ok = fputc(' ', f) != EOF;
+    enum { CHUNK = 16384 };
+    uint8_t *chunk = malloc(4 * CHUNK);
+    ok = ok && chunk;
     for (size_t i = 0; i < n && ok; i++) {
         uint64_t numel = 1;
         for (int d = 0; d < ndims[i]; d++) numel *= (uint64_t)shapes[i][d];
-        for (uint64_t j = 0; j < numel && ok; j++) {
-            uint32_t u;
-            memcpy(&u, &data[i][j], 4);
-            uint8_t b4[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
-            ok = fwrite(b4, 1, 4, f) == 4;
+        for (uint64_t j = 0; j < numel && ok; j += CHUNK) {
+            size_t m = numel - j < CHUNK ? (size_t)(numel - j) : CHUNK;
+            for (size_t k = 0; k < m; k++) {
+                uint32_t u;
+                memcpy(&u, &data[i][j + k], 4);
+                chunk[4 * k] = (uint8_t)u;
+                chunk[4 * k + 1] = (uint8_t)(u >> 8);
+                chunk[4 * k + 2] = (uint8_t)(u >> 16);
+                chunk[4 * k + 3] = (uint8_t)(u >> 24);
+            }
+            ok = fwrite(chunk, 4, m, f) == m;
         }
     }
+    free(chunk);
     ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;
     free(hdr);

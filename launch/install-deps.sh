@@ -13,6 +13,7 @@ PKGS=(
   gnuplot-nox
   libdnnl-dev libblis-openmp-dev libopenblas-dev
   slurm-wlm munge  # tests/slurm: a single-node Slurm 22.05 cluster (srun --mpi=pmix)
+  python3-torch python3-venv  # tests/cli/hf_reload.sh (+ the venv below): ~190 MB download
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -20,9 +21,25 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages already installed"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
-$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+
+# tests/cli/hf_reload.sh loads adebert's exports with Hugging Face Transformers: Debian's
+# PyTorch plus pinned pip packages in a venv that sees it (~150 MB, ~30 s). The test
+# looks here (or at $ADEBERT_REF_PYTHON). /usr/bin/python3 on purpose: the venv must
+# see Debian's dist-packages, which another python3 on PATH (pyenv, conda) does not.
+VENV="$HOME/.cache/adebert-venv"
+if "$VENV/bin/python" -c "import torch, transformers, safetensors, tokenizers" >/dev/null 2>&1; then
+  echo "install-deps: $VENV ready"
+else
+  echo "install-deps: making $VENV (transformers 4.36.2, safetensors 0.4.1, tokenizers 0.15.2)"
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  /usr/bin/python3 -m venv --system-site-packages "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check transformers==4.36.2 safetensors==0.4.1 tokenizers==0.15.2
+  "$VENV/bin/python" -c "import torch, transformers, safetensors, tokenizers"
+fi
