@@ -11,6 +11,7 @@
 #include "io/io.h"
 #include "launch/cli.h"
 #include "launch/commands.h"
+#include "launch/hf_io.h"
 #include "launch/model_io.h"
 #include "launch/train_opts.h"
 #include "nn/nn.h"
@@ -104,6 +105,7 @@ typedef struct {
     int inject_rank;      /* --debug-inject-inf; -1: none */
     int64_t inject_step;
     char *train_json;     /* the resolved options (RUN_DIR/config.json; checkpoints) */
+    int hf_weights;       /* --model HF_DIR holds weights: start from them */
 } run;
 
 static void run_free(run *r)
@@ -269,18 +271,6 @@ static void on_grad_ready(void *ctx, float *grad, size_t off, size_t len);
 
 /* ------------------------------------------------------------ setup */
 
-static int is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int file_exists(const char *dir, const char *name)
-{
-    char p[1200];
-    return join_path(p, sizeof p, dir, name) == 0 && access(p, F_OK) == 0;
-}
-
 /* Architecture, vocab and casing from --model/--vocab/--lowercase|--cased. */
 static void setup_model_config(run *r)
 {
@@ -288,22 +278,23 @@ static void setup_model_config(run *r)
     char err[IO_ERRLEN];
     io_model_config mc;
     const char *m = o->model;
-    if (is_dir(m)) {
-        if (file_exists(m, "model.safetensors") || file_exists(m, "pytorch_model.bin"))
-            die(r, "--model %s holds weights; initialising from Hugging Face weights is not built yet "
-                   "(give its config.json to train from scratch)", m);
-        char p[1200];
-        if (join_path(p, sizeof p, m, "config.json"))
-            die(r, "--model: path too long");
-        if (io_config_load(p, &mc, err))
-            die(r, "%s", err);
+    if (hfio_is_model_dir(m)) {
+        /* an HF folder: config.json, vocab.txt (unless --vocab), casing from
+         * tokenizer_config.json unless a flag says; its weights (if any) come later */
+        io_vocab *hv = NULL;
+        int lower = o->lowercase;
+        char notes[2048] = "", herr[HFIO_ERRLEN];
+        if (hfio_inspect("train", m, o->lowercase, &mc, &hv, &lower, notes, sizeof notes, herr))
+            die(r, "%s", herr);
+        if (r->comm.rank == 0)
+            fputs(notes, stderr);
+        o->lowercase = lower;
         if (!o->vocab[0]) {
             if (snprintf(o->vocab, sizeof o->vocab, "%s/vocab.txt", m) >= (int)sizeof o->vocab)
                 die(r, "--model: path too long");
-            if (o->lowercase < 0)
-                die(r, "--model %s: give --lowercase or --cased (reading tokenizer_config.json is not built yet)",
-                    m);
         }
+        io_vocab_free(hv);
+        r->hf_weights = hfio_has_weights(m);
     } else if (strstr(m, ".json")) {
         if (io_config_load(m, &mc, err))
             die(r, "%s", err);
@@ -317,7 +308,7 @@ static void setup_model_config(run *r)
     if (io_vocab_load(o->vocab, &r->vocab, err))
         die(r, "%s", err);
     size_t nv = io_vocab_size(r->vocab);
-    int preset = !is_dir(m) && !strstr(m, ".json");
+    int preset = !hfio_is_model_dir(m) && !strstr(m, ".json");
     if (preset) {
         mc.vocab_size = (int64_t)nv;
         mc.pad_token_id = io_vocab_pad(r->vocab) >= 0 ? io_vocab_pad(r->vocab) : 0;
@@ -1063,15 +1054,23 @@ static void resume(run *r)
     nn_adamw_set_step(r->opt, found[0]);
 }
 
-/* --init CKPT.h5: its parameters (not its optimizer state), read by rank 0. */
-static void init_from(run *r)
+/* Initial weights from a checkpoint (its parameters, not its optimizer state) or a
+ * Hugging Face folder (missing pooler/classifier keep the seed's init), read by
+ * rank 0 and broadcast. The model's shapes must match. */
+static void init_from(run *r, const char *src)
 {
-    const char *src = r->o.init;
-    char err[MIO_ERRLEN];
-    if (is_dir(src))
-        die(r, "--init %s: initialising from a Hugging Face folder is not built yet (adebert import it first)", src);
-    if (r->comm.rank == 0 && mio_load_params(src, r->model, NULL, err))
-        die(r, "--init: %s", err);
+    if (r->comm.rank == 0) {
+        if (hfio_is_model_dir(src)) {
+            char notes[4096] = "", herr[HFIO_ERRLEN];
+            if (hfio_load_weights("train", src, r->model, r->o.seed, notes, sizeof notes, herr))
+                die(r, "initial weights from %s: %s", src, herr);
+            fputs(notes, stderr);
+        } else {
+            char err[MIO_ERRLEN];
+            if (mio_load_params(src, r->model, NULL, err))
+                die(r, "--init: %s", err);
+        }
+    }
     bcast_floats(r, nn_model_param_buf(r->model), nn_model_num_params(r->model));
 }
 
@@ -1247,7 +1246,9 @@ int cmd_train(int argc, char **argv)
     if (nn_adamw_create(&r->opt, r->model, &ac, nerr))
         die(r, "%s", nerr);
     if (o->init[0])
-        init_from(r);
+        init_from(r, o->init);
+    else if (r->hf_weights)
+        init_from(r, o->model);
     if (o->resume)
         resume(r);
     if (o->perturb_resume && r->resumed_from < 0)
