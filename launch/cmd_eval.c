@@ -10,6 +10,7 @@
 #include "launch/infer.h"
 #include "launch/model_io.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -44,7 +45,8 @@ static const char *const eval_usage =
     "                     training's any more)\n"
     "  --max-seq-len N    truncate sequences to N tokens [default: as in training]\n"
     "  --threshold P      predict ADE when p(ADE) >= P [default: 0.5, as training]\n"
-    "  --batch-size N     sequences per forward pass [default: 64]\n"
+    "  --batch-size N     sequences per forward pass [the training run's global batch size,\n"
+    "                     so a one-rank run's evaluation is reproduced to the last bit; else 64]\n"
     "  --threads T        OpenMP threads [OMP_NUM_THREADS, else all cores]\n"
     "  --json             print one metrics.jsonl record instead of the table\n"
     "  --out FILE         also append that record to FILE (one line, O_APPEND, fsync'd)\n"
@@ -107,7 +109,7 @@ static int parse(eval_opts *o, int argc, char **argv)
     memset(o, 0, sizeof *o);
     o->part = o->view = o->split = -1;
     o->threshold = IO_METRICS_THRESHOLD;
-    o->batch = 64;
+    o->batch = 0; /* from the checkpoint */
     static const struct option opts[] = {{"checkpoint", required_argument, NULL, 'c'},
                                          {"data", required_argument, NULL, OPT_DATA},
                                          {"split-name", required_argument, NULL, OPT_SPLIT_NAME},
@@ -271,6 +273,26 @@ static int fail(eval_state *s, const char *fmt, ...)
     return CLI_FAIL;
 }
 
+/* The global batch size the checkpoint was trained with (its evaluations packed
+ * that many sequences per forward on one rank; float sums depend on it), else 64.
+ * An unreadable checkpoint also gives 64: infer_open then reports it properly. */
+static size_t training_batch_size(const char *ckpt)
+{
+    mio_info info;
+    char err[MIO_ERRLEN];
+    size_t b = 64;
+    if (mio_open(ckpt, &info, err))
+        return b;
+    cJSON *j = cJSON_Parse(info.data_json);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "train");
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(t, "batch_size");
+    if (cJSON_IsNumber(x) && x->valuedouble >= 1 && x->valuedouble <= 65536)
+        b = (size_t)x->valuedouble;
+    cJSON_Delete(j);
+    mio_info_free(&info);
+    return b;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     eval_opts o;
@@ -282,6 +304,8 @@ int cmd_eval(int argc, char **argv)
     char err[MIO_ERRLEN], ierr[IO_ERRLEN];
     double t0 = now_s();
 
+    if (o.batch == 0)
+        o.batch = training_batch_size(o.ckpt);
     if (infer_open(&s.ic, o.ckpt, (int64_t)o.batch, (int64_t)o.max_seq_len, (int)o.threads, err))
         return fail(&s, "%s", err);
     const mio_info *info = &s.ic.info;

@@ -21,8 +21,8 @@ if ! grep -q "HDF5 .*(checkpoints)" "$TMP/version.txt"; then
 fi
 
 run="$TMP/run"
-# --batch-size 32 here and in eval below: the same batches as training's evaluation,
-# so even the float sums (eval loss) come out bit for bit.
+# eval's default batch size is the run's (32 here, not eval's fallback 64): the same
+# batches as training's evaluation, so even the float sums (eval loss) come out bit for bit.
 "$BIN" train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --limit 400 --epochs 1 \
   --batch-size 32 --lr 1e-3 --max-seq-len 64 --save-every epoch --quiet --out "$run" >"$TMP/train.log" 2>"$TMP/train.err"
 rc=$?
@@ -31,7 +31,7 @@ ckpt=$(ls "$run"/ckpt-step*.h5 2>/dev/null | tail -1)
   || { fail "train wrote a checkpoint (exit $rc): $(tail -3 "$TMP/train.err")"; finish; }
 
 # ---------------------------------------------------------------- eval
-"$BIN" eval --checkpoint "$ckpt" --batch-size 32 --json --scores "$TMP/scores.tsv" >"$TMP/eval.json" 2>"$TMP/eval.err" \
+"$BIN" eval --checkpoint "$ckpt" --json --scores "$TMP/scores.tsv" >"$TMP/eval.json" 2>"$TMP/eval.err" \
   && pass "eval --json ran" || { fail "eval --json ran: $(cat "$TMP/eval.err")"; finish; }
 res=$(python3 - "$run/metrics.jsonl" "$TMP/eval.json" "$TMP/scores.tsv" <<'PY'
 import json, sys
