@@ -36,6 +36,9 @@ require_mpi() {
   command -v mpirun >/dev/null || { echo "FAIL mpirun not found (apt-get install openmpi-bin)"; exit 1; }
   root_flags=(); [ "$(id -u)" -eq 0 ] && root_flags=(--allow-run-as-root)
 }
+# version_says REGEX: `adebert version` mentions it. (Output captured first: under
+# pipefail, `adebert version | grep -q` fails whenever grep exits before the writer.)
+version_says() { local v; v=$("$BIN" version 2>&1); grep -qE "$1" <<<"$v"; }
 # json_get FILE EXPR: evaluates a Python expression on the JSON object `j`.
 json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 finish() {

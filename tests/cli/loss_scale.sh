@@ -42,7 +42,7 @@ cmp -s "$TMP/plain.bin" "$TMP/dyn.bin" && fail "negative control: the skipped st
 expect_exit 1 "inf without loss scaling: one line, exit 1" -- "$BIN" "${args[@]}" --out "$TMP/none" --debug-inject-inf 0:5
 grep -q "gradient norm is not finite" "$TMP/err" && pass "... saying the gradient norm is not finite" || fail "message: $(cat "$TMP/err")"
 
-if ! "$BIN" version 2>&1 | grep -q "HDF5 *not built"; then
+if ! version_says "HDF5 *not built"; then
   ck=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --epochs 2 --limit 256 --batch-size 16
       --lr 1e-3 --quiet --threads 1 --loss-scale dynamic --debug-inject-inf 0:5)
   "$BIN" "${ck[@]}" --out "$TMP/r" --debug-stop-at 9 >/dev/null 2>&1
@@ -51,7 +51,7 @@ if ! "$BIN" version 2>&1 | grep -q "HDF5 *not built"; then
     && pass "stopped after the skip and resumed: same result, scale 32768 restored" || fail "resume under dynamic scaling differs"
 fi
 
-if "$BIN" version 2>&1 | grep -q "MPI (" && command -v mpirun >/dev/null; then
+if version_says "MPI \(" && command -v mpirun >/dev/null; then
   root_flags=(); [ "$(id -u)" -eq 0 ] && root_flags=(--allow-run-as-root)
   timeout 200 mpirun "${root_flags[@]}" --oversubscribe --bind-to none -np 2 "$BIN" "${args[@]}" --out "$TMP/m" \
     --loss-scale dynamic --debug-inject-inf 1:5 --log-samples "$TMP/m.samples" >"$TMP/m.log" 2>&1 \

@@ -8,7 +8,7 @@
 source "$(dirname "$0")/lib.bash"
 require_corpus
 require_mpi
-if "$BIN" version 2>&1 | grep -q "HDF5 *not built"; then echo "FAIL this test needs an HDF5 build"; exit 1; fi
+if version_says "HDF5 *not built"; then echo "FAIL this test needs an HDF5 build"; exit 1; fi
 export OMP_NUM_THREADS=1
 mpi() { local np=$1; shift; timeout 300 mpirun "${root_flags[@]}" --oversubscribe --bind-to none --timeout 290 -np "$np" "$@"; }
 # max |a-b| / max |a| over two raw float32 files

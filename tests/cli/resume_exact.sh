@@ -12,7 +12,7 @@ require_corpus
 args=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --epochs 3 --limit 256 --batch-size 16
       --lr 1e-3 --quiet --threads 1)
 
-if "$BIN" version 2>&1 | grep -q "HDF5 *not built"; then
+if version_says "HDF5 *not built"; then
   expect_exit 2 "no HDF5: --save-every epoch refused" -- "$BIN" "${args[@]}" --out "$TMP/x" --save-every epoch
   expect_exit 2 "no HDF5: --resume refused" -- "$BIN" "${args[@]}" --out "$TMP/x" --resume
   finish

@@ -8,7 +8,7 @@
 source "$(dirname "$0")/lib.bash"
 require_corpus
 FIX="${ADEBERT_SOURCE_DIR:?}/tests/reference/hf"
-if "$BIN" version 2>&1 | grep -q "HDF5 *not built"; then
+if version_says "HDF5 *not built"; then
   expect_exit 2 "no HDF5: --init CKPT.h5 refused" -- "$BIN" train --out "$TMP/x" --init x.h5
   finish
 fi

@@ -17,7 +17,7 @@
 # Restarts=0).
 # Job D trains the tiny model on 2 ranks (--limit 200, 5 steps) through the script:
 # metrics.jsonl gets one val and one test row, each over 50 rows.
-# Job E trains the tiny model on 2 ranks for ~750 steps; once it is under way the test
+# Job E trains the tiny model on 2 ranks for 375 steps; once it is under way the test
 # sends `scancel --signal=USR1` (the ranks save a checkpoint and exit 75), the batch
 # script requeues the job, the rerun gets --resume and finishes: its final parameters
 # must be bit-identical to an uninterrupted 2-rank run made with mpirun.
@@ -139,7 +139,7 @@ job_d=${job_d%%;*}
 echo "submitted job $job_d (train) after $(elapsed) s"
 
 # Job E: USR1 mid-run -> checkpoint, exit 75 -> requeue -> --resume -> same result.
-E_ARGS=(train --data "$CORPUS" --model tiny --vocab "$VOCAB" --cased --limit 1000 --epochs 6 --batch-size 8
+E_ARGS=(train --data "$CORPUS" --model tiny --vocab "$VOCAB" --cased --limit 1000 --epochs 3 --batch-size 8
         --lr 1e-3 --quiet --dump-params)
 job_e=$(cd "$WORK/submit" && env -u ADEBERT_BIN sbatch --parsable "${SIZE[@]}" \
           -J adebert-preempt -o "$WORK/out/%j.out" "$SBATCH_SCRIPT" "${E_ARGS[@]}" "$WORK/runE.bin" \
@@ -147,10 +147,7 @@ job_e=$(cd "$WORK/submit" && env -u ADEBERT_BIN sbatch --parsable "${SIZE[@]}" \
   || fatal "sbatch (job E) failed"
 job_e=${job_e%%;*}
 echo "submitted job $job_e (train, USR1 + requeue) after $(elapsed) s"
-# its reference: the same run uninterrupted, 2 ranks under mpirun (outside Slurm)
-root_flags=(); [ "$(id -u)" -eq 0 ] && root_flags=(--allow-run-as-root)
-OMP_NUM_THREADS=1 timeout 200 mpirun "${root_flags[@]}" --oversubscribe --bind-to none -np 2 "$BIN" "${E_ARGS[@]}" \
-  "$WORK/refE.bin" --out "$WORK/refE" >"$WORK/refE.log" 2>&1 || fail "job E reference run: $(tail -2 "$WORK/refE.log")"
+
 
 # Poll until all jobs reach a final state. --states=all keeps finished jobs listed
 # (MinJobAge=300); a requeued job passes through REQUEUED/PENDING, not a final state.
@@ -282,6 +279,11 @@ else
 fi
 
 # ---- job E: USR1 -> checkpoint + 75 -> requeue -> --resume -> the uninterrupted result
+# its reference: the same run uninterrupted, 2 ranks under mpirun outside Slurm (made
+# now, not while the jobs run: it would hold up the polling that job C depends on)
+root_flags=(); [ "$(id -u)" -eq 0 ] && root_flags=(--allow-run-as-root)
+OMP_NUM_THREADS=1 timeout 300 mpirun "${root_flags[@]}" --oversubscribe --bind-to none -np 2 "$BIN" "${E_ARGS[@]}" \
+  "$WORK/refE.bin" --out "$WORK/refE" >"$WORK/refE.log" 2>&1 || fail "job E reference run: $(tail -2 "$WORK/refE.log")"
 out_e="$WORK/out/$job_e.out"
 echo "---- job $job_e output"; cat "$out_e" 2>/dev/null
 st=$(job_field "$job_e" JobState); ec=$(job_field "$job_e" ExitCode); rs=$(job_field "$job_e" Restarts)
