@@ -1133,6 +1133,13 @@ static double log_eval(run *r, const char *split, int64_t epoch, double train_lo
     rec.loss_scale = r->ls.loss_scale;
     rec.seconds = seconds;
     rec.tokens_per_s = tok_s;
+    /* a run that picks best.h5 on the test split says so on every line: its test
+     * numbers are then optimistic */
+    io_metrics_extra sel = {"model_selection", 1, "test", 0};
+    if (!strcmp(r->o.select_on, "test")) {
+        rec.n_extra = 1;
+        rec.extra = &sel;
+    }
     char path[1200], ierr[IO_ERRLEN];
     if (join_path(path, sizeof path, r->run_dir, IO_METRICS_FILE))
         die(r, "--out: path too long");

@@ -99,6 +99,13 @@ n=$(ls "$TMP/full" | grep -c '^ckpt-step.*\.h5$')
   && pass "checkpoints 0600 in a 0700 run directory" || fail "file modes"
 ls "$TMP/full" | grep -q '\.tmp$' && fail "temporary files left behind" || pass "no temporary files left"
 
+# --select-on test: best.json and every metrics line say so
+"$BIN" "${args[@]}" --epochs 1 --out "$TMP/seltest" --select-on test >/dev/null 2>&1
+json_get "$TMP/seltest/best.json" "j['selected_on']" | grep -qx test \
+  && [ "$(grep -c '"model_selection":"test"' "$TMP/seltest/metrics.jsonl")" = 2 ] \
+  && ! grep -q model_selection "$TMP/full/metrics.jsonl" \
+  && pass "--select-on test is recorded in best.json and on each metrics line" || fail "--select-on test not recorded"
+
 # --save-every none: no checkpoint at all
 "$BIN" "${args[@]}" --epochs 1 --out "$TMP/none" --save-every none >/dev/null 2>&1
 ls "$TMP/none" | grep -q '\.h5$' && fail "--save-every none wrote a checkpoint" || pass "--save-every none writes none"
