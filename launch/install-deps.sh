@@ -32,7 +32,7 @@ fi
 # PyTorch plus pinned pip packages in a venv that sees it (~150 MB, ~30 s). The test
 # looks here (or at $ADEBERT_REF_PYTHON). /usr/bin/python3 on purpose: the venv must
 # see Debian's dist-packages, which another python3 on PATH (pyenv, conda) does not.
-VENV="$HOME/.cache/adebert-venv"
+VENV="${ADEBERT_VENV:-${HOME:-/tmp}/.cache/adebert-venv}"
 if "$VENV/bin/python" -c "import torch, transformers, safetensors, tokenizers" >/dev/null 2>&1; then
   echo "install-deps: $VENV ready"
 else

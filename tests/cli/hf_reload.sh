@@ -21,7 +21,7 @@ if grep -q "HDF5 *not built" "$TMP/version.txt"; then
 fi
 
 PY=""
-for cand in "${ADEBERT_REF_PYTHON:-}" "$HOME/.cache/adebert-venv/bin/python" python3; do
+for cand in "${ADEBERT_REF_PYTHON:-}" "${ADEBERT_VENV:-${HOME:-/tmp}/.cache/adebert-venv}/bin/python" python3; do
   [ -n "$cand" ] || continue
   if "$cand" -c "import torch, transformers, safetensors, tokenizers" >/dev/null 2>&1; then PY=$cand; break; fi
 done
