@@ -30,3 +30,9 @@ mkdir -p runs
 build/adebert train --data "$data" --split grouped --model tiny --vocab "$vocab" --cased \
   --epochs 10 --lr 1e-3 --out "$run"
 if command -v gnuplot >/dev/null; then experiments/plot-metrics -o "$run/metrics.png" "$run"; fi
+echo
+echo "== the best checkpoint (by validation F1) on its test split, and on two sentences =="
+build/adebert eval --checkpoint "$run/best.h5" --data "$data"
+printf '%s\n' "Intravenous azithromycin-induced ototoxicity." "The patient was treated with aspirin for two weeks." |
+  build/adebert predict --checkpoint "$run/best.h5"
+echo "(export for Hugging Face Transformers: build/adebert export --checkpoint $run/best.h5 --out $run/hf)"
