@@ -901,8 +901,9 @@ static int option_may_change(const char *key)
 }
 
 /* Rank 0: load checkpoint `path` into the model and optimizer, and its loop state.
- * 0 ok; -1 unusable (damaged: the caller tries an older one); -2 written with other
- * options (resuming it would silently change the run: the caller stops). */
+ * 0 ok; -1 unusable (damaged: the caller tries an older one, and the model is as it
+ * was); -2 written with other options (resuming it would silently change the run) or
+ * the run directory cannot be written: the caller stops. */
 static int try_resume(run *r, const char *path, loop_state *ls, char err[MIO_ERRLEN])
 {
     mio_info info;
@@ -948,6 +949,7 @@ static int try_resume(run *r, const char *path, loop_state *ls, char err[MIO_ERR
     if (join_path(mpath, sizeof mpath, r->run_dir, IO_METRICS_FILE) ||
         write_atomic(mpath, info.metrics ? info.metrics : "", info.metrics_len, werr, sizeof werr)) {
         snprintf(err, MIO_ERRLEN, "restoring metrics.jsonl: %.400s", werr);
+        rc = -2; /* the run directory, not the checkpoint, is the problem: stop */
         goto out;
     }
     rc = 0;
