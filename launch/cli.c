@@ -1,12 +1,15 @@
 #include "launch/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cli_error(const char *cmd, const char *fmt, ...)
 {
@@ -88,19 +91,78 @@ int cli_getopt(int argc, char **argv, const char *cmd, const char *shortopts, co
     return c;
 }
 
-void cli_nn_config(nn_config *n, const io_model_config *c)
+int cli_outfile_open(cli_outfile *t, const char *path, char *err, size_t errlen)
 {
-    n->vocab_size = c->vocab_size;
-    n->hidden_size = c->hidden_size;
-    n->num_hidden_layers = c->num_hidden_layers;
-    n->num_attention_heads = c->num_attention_heads;
-    n->intermediate_size = c->intermediate_size;
-    n->max_position_embeddings = c->max_position_embeddings;
-    n->type_vocab_size = c->type_vocab_size;
-    n->num_labels = c->num_labels;
-    n->pad_token_id = c->pad_token_id;
-    n->layer_norm_eps = c->layer_norm_eps;
-    n->hidden_dropout_prob = c->hidden_dropout_prob;
-    n->attention_probs_dropout_prob = c->attention_probs_dropout_prob;
-    n->classifier_dropout = c->classifier_dropout;
+    memset(t, 0, sizeof *t);
+    t->path = path;
+    int k = snprintf(t->tmp, sizeof t->tmp, "%s.tmp.XXXXXX", path);
+    if (k < 0 || (size_t)k >= sizeof t->tmp) {
+        snprintf(err, errlen, "%.400s: path too long", path);
+        return -1;
+    }
+    int fd = mkstemp(t->tmp); /* 0600 */
+    if (fd < 0) {
+        snprintf(err, errlen, "%.400s: cannot create a file next to it: %s", path, strerror(errno));
+        t->tmp[0] = '\0';
+        return -1;
+    }
+    t->f = fdopen(fd, "w");
+    if (!t->f) {
+        snprintf(err, errlen, "%.400s: %s", path, strerror(errno));
+        close(fd);
+        unlink(t->tmp);
+        t->tmp[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+void cli_outfile_abort(cli_outfile *t)
+{
+    if (t->f)
+        fclose(t->f);
+    t->f = NULL;
+    if (t->tmp[0])
+        unlink(t->tmp);
+    t->tmp[0] = '\0';
+}
+
+int cli_outfile_commit(cli_outfile *t, char *err, size_t errlen)
+{
+    int bad = fflush(t->f) != 0 || ferror(t->f) || fsync(fileno(t->f)) != 0;
+    int e = errno;
+    if (fclose(t->f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    t->f = NULL;
+    if (bad || rename(t->tmp, t->path) != 0) {
+        snprintf(err, errlen, "%.400s: write failed: %s", t->path, strerror(bad ? e : errno));
+        unlink(t->tmp);
+        t->tmp[0] = '\0';
+        return -1;
+    }
+    t->tmp[0] = '\0';
+    /* the rename itself is durable once the folder is synced */
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", t->path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+int cli_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen)
+{
+    cli_outfile t;
+    if (cli_outfile_open(&t, path, err, errlen))
+        return -1;
+    if (len && fwrite(data, 1, len, t.f) != len) {
+        snprintf(err, errlen, "%.400s: write failed: %s", path, strerror(errno));
+        cli_outfile_abort(&t);
+        return -1;
+    }
+    return cli_outfile_commit(&t, err, errlen);
 }

@@ -3,6 +3,7 @@
 #define ADEBERT_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "io/io.h"
@@ -26,8 +27,41 @@ const char *cli_data_dir(const char *flag_value);
  * heuristic, announced on stderr so the choice is never silent. */
 int cli_resolve_lowercase(const char *cmd, int flag, int vocab_is_cased);
 
-/* The model's architecture as nn sees it (nn does not depend on io). */
-void cli_nn_config(nn_config *out, const io_model_config *c);
+/* The model's architecture as nn sees it (nn does not depend on io). Inline so that
+ * tests that build models from io configs use the same mapping without linking the
+ * program's sources. */
+static inline void cli_nn_config(nn_config *n, const io_model_config *c)
+{
+    n->vocab_size = c->vocab_size;
+    n->hidden_size = c->hidden_size;
+    n->num_hidden_layers = c->num_hidden_layers;
+    n->num_attention_heads = c->num_attention_heads;
+    n->intermediate_size = c->intermediate_size;
+    n->max_position_embeddings = c->max_position_embeddings;
+    n->type_vocab_size = c->type_vocab_size;
+    n->num_labels = c->num_labels;
+    n->pad_token_id = c->pad_token_id;
+    n->layer_norm_eps = c->layer_norm_eps;
+    n->hidden_dropout_prob = c->hidden_dropout_prob;
+    n->attention_probs_dropout_prob = c->attention_probs_dropout_prob;
+    n->classifier_dropout = c->classifier_dropout;
+}
+
+/* An output file that appears whole or not at all: a temporary file next to `path`
+ * (mkstemp: mode 0600), written in pieces through ->f, then cli_outfile_commit
+ * (flush, fsync, rename over `path`, fsync the folder) or cli_outfile_abort
+ * (unlink). 0 ok; otherwise err holds one line. */
+typedef struct {
+    char tmp[1100];
+    const char *path;
+    FILE *f;
+} cli_outfile;
+
+int cli_outfile_open(cli_outfile *t, const char *path, char *err, size_t errlen);
+int cli_outfile_commit(cli_outfile *t, char *err, size_t errlen);
+void cli_outfile_abort(cli_outfile *t);
+/* The same for `len` bytes in one go. */
+int cli_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
 /* getopt_long with argv[0] named after the subcommand, errors reported as one line. */
 struct option;

@@ -433,15 +433,15 @@ int cmd_eval(int argc, char **argv)
     }
 
     if (o.scores) {
-        infer_tmp t;
-        if (infer_tmp_open(&t, o.scores, err)) {
+        cli_outfile t;
+        if (cli_outfile_open(&t, o.scores, err, sizeof err)) {
             io_metrics_log_free(&hist);
             return fail(&s, "--scores %s", err);
         }
         fputs("row\tlabel\tp_adverse_event\n", t.f);
         for (size_t i = 0; i < n; i++)
             fprintf(t.f, "%u\t%u\t%.17g\n", rows[i], (unsigned)s.labels[i], s.scores[i]);
-        if (infer_tmp_commit(&t, err)) {
+        if (cli_outfile_commit(&t, err, sizeof err)) {
             io_metrics_log_free(&hist);
             return fail(&s, "--scores %s", err);
         }

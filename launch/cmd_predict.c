@@ -104,7 +104,7 @@ int cmd_predict(int argc, char **argv)
     const char *in_name = input ? input : "stdin";
     infer_ctx ic;
     memset(&ic, 0, sizeof ic);
-    infer_tmp out_tmp;
+    cli_outfile out_tmp;
     memset(&out_tmp, 0, sizeof out_tmp);
     FILE *in = stdin, *out = stdout;
     char *line = NULL;
@@ -136,7 +136,7 @@ int cmd_predict(int argc, char **argv)
     for (size_t j = 0; j < batch; j++)
         seq[j] = ids + j * L;
     if (output) {
-        if (infer_tmp_open(&out_tmp, output, err)) {
+        if (cli_outfile_open(&out_tmp, output, err, sizeof err)) {
             cli_error("predict", "--output %s", err);
             goto done;
         }
@@ -185,7 +185,7 @@ int cmd_predict(int argc, char **argv)
     }
     if (output) {
         out = NULL;
-        if (infer_tmp_commit(&out_tmp, err)) {
+        if (cli_outfile_commit(&out_tmp, err, sizeof err)) {
             cli_error("predict", "--output %s", err);
             goto done;
         }
@@ -196,7 +196,7 @@ int cmd_predict(int argc, char **argv)
     rc = CLI_OK;
 done:
     if (output && out_tmp.tmp[0])
-        infer_tmp_abort(&out_tmp);
+        cli_outfile_abort(&out_tmp);
     if (in && in != stdin)
         fclose(in);
     free(line);

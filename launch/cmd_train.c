@@ -161,43 +161,6 @@ static int join_path(char *dst, size_t n, const char *dir, const char *name)
 
 /* ------------------------------------------------------------ files */
 
-/* `path` gets exactly `len` bytes or is left as it was: written to PATH.tmp,
- * fsync'd, renamed over. */
-static int write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
-{
-    char tmp[1200];
-    int k = snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (k < 0 || (size_t)k >= sizeof tmp) {
-        snprintf(err, errlen, "%.400s: path too long", path);
-        return -1;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    const char *p = data;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, p + done, len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            snprintf(err, errlen, "%.400s: write failed: %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        done += (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%.400s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 /* A text file in the run directory, atomically. */
 static int write_run_file(const char *dir, const char *name, const char *text, char *err, size_t errlen)
 {
@@ -206,7 +169,7 @@ static int write_run_file(const char *dir, const char *name, const char *text, c
         snprintf(err, errlen, "%.400s: path too long", dir);
         return -1;
     }
-    return write_atomic(path, text, strlen(text), err, errlen);
+    return cli_write_file(path, text, strlen(text), err, errlen);
 }
 
 /* RUN_DIR is created 0700; an existing one is accepted only if it holds no run
@@ -947,7 +910,7 @@ static int try_resume(run *r, const char *path, loop_state *ls, char err[MIO_ERR
     /* metrics.jsonl as it was at that step: evaluations made after it are redone */
     char mpath[1200], werr[ERRLEN];
     if (join_path(mpath, sizeof mpath, r->run_dir, IO_METRICS_FILE) ||
-        write_atomic(mpath, info.metrics ? info.metrics : "", info.metrics_len, werr, sizeof werr)) {
+        cli_write_file(mpath, info.metrics ? info.metrics : "", info.metrics_len, werr, sizeof werr)) {
         snprintf(err, MIO_ERRLEN, "restoring metrics.jsonl: %.400s", werr);
         rc = -2; /* the run directory, not the checkpoint, is the problem: stop */
         goto out;
@@ -986,8 +949,7 @@ static void bcast_floats(run *r, float *dev, size_t n)
 static void resume(run *r)
 {
     char derr[DIST_ERRLEN];
-    int64_t found[9] = {-1, 0, 0, 0, 0, 0, 0, 0, 0}; /* step, epoch, batch, loss_n, best_step, good_steps,
-                                                       then loss_sum, best_f1, loss_scale as bits */
+    int64_t step = -1; /* of the checkpoint resumed from; -1: none */
     loop_state ls = r->ls;
     if (r->comm.rank == 0) {
         int64_t *steps;
@@ -999,7 +961,7 @@ static void resume(run *r)
                 die(r, "--out: path too long");
             int rc = try_resume(r, path, &ls, err);
             if (rc == 0) {
-                found[0] = nn_adamw_steps_done(r->opt);
+                step = nn_adamw_steps_done(r->opt);
                 break;
             }
             if (rc == -2)
@@ -1007,7 +969,7 @@ static void resume(run *r)
             fprintf(stderr, "adebert train: warning: skipping checkpoint %s: %s\n", path, err);
         }
         free(steps);
-        if (found[0] < 0) {
+        if (step < 0) {
             fprintf(stderr, "adebert train: --resume: no usable checkpoint in %s; starting from scratch\n",
                     r->run_dir);
             char mpath[1200];
@@ -1026,34 +988,21 @@ static void resume(run *r)
                 die(r, "--debug-perturb-resume: %s", nerr);
             free(h);
         }
-        found[1] = ls.epoch;
-        found[2] = ls.batch;
-        found[3] = ls.loss_n;
-        found[4] = ls.best_step;
-        found[5] = ls.good_steps;
-        memcpy(&found[6], &ls.loss_sum, 8);
-        memcpy(&found[7], &ls.best_f1, 8);
-        memcpy(&found[8], &ls.loss_scale, 8);
     }
-    if (dist_bcast_bytes(&r->comm, found, sizeof found, derr))
+    /* every rank runs this binary: the loop state travels as its bytes */
+    if (dist_bcast_bytes(&r->comm, &step, sizeof step, derr))
         die(r, "--resume: %s", derr);
-    r->resumed_from = found[0];
-    if (found[0] < 0)
+    r->resumed_from = step;
+    if (step < 0)
         return;
-    ls.epoch = found[1];
-    ls.batch = found[2];
-    ls.loss_n = found[3];
-    ls.best_step = found[4];
-    ls.good_steps = found[5];
-    memcpy(&ls.loss_sum, &found[6], 8);
-    memcpy(&ls.best_f1, &found[7], 8);
-    memcpy(&ls.loss_scale, &found[8], 8);
+    if (dist_bcast_bytes(&r->comm, &ls, sizeof ls, derr))
+        die(r, "--resume: %s", derr);
     r->ls = ls;
     size_t n = nn_model_num_params(r->model);
     bcast_floats(r, nn_model_param_buf(r->model), n);
     bcast_floats(r, nn_adamw_m(r->opt), n);
     bcast_floats(r, nn_adamw_v(r->opt), n);
-    nn_adamw_set_step(r->opt, found[0]);
+    nn_adamw_set_step(r->opt, step);
 }
 
 /* Initial weights from a checkpoint (its parameters, not its optimizer state) or a
@@ -1424,7 +1373,7 @@ int cmd_train(int argc, char **argv)
         size_t n = nn_model_num_params(r->model);
         float *host = malloc(n * sizeof *host);
         if (!host || nn_model_get_params(r->model, host, n, nerr) ||
-            write_atomic(o->dump_params, host, n * sizeof *host, err, sizeof err)) {
+            cli_write_file(o->dump_params, host, n * sizeof *host, err, sizeof err)) {
             free(host);
             die(r, "--dump-params: %s", host ? err : "out of memory");
         }

@@ -1,15 +1,10 @@
 /* launch/infer: a checkpoint as a scorer (see infer.h). */
 #include "launch/infer.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 int infer_open(infer_ctx *c, const char *ckpt, int64_t max_seqs, int64_t max_seq_len, int threads,
                char err[MIO_ERRLEN])
@@ -127,66 +122,3 @@ int infer_batch(infer_ctx *c, int64_t n, const int32_t *const *seq, const size_t
 }
 
 /* ------------------------------------------------------------ files */
-
-int infer_tmp_open(infer_tmp *t, const char *path, char err[MIO_ERRLEN])
-{
-    memset(t, 0, sizeof *t);
-    t->path = path;
-    int k = snprintf(t->tmp, sizeof t->tmp, "%s.tmp.XXXXXX", path);
-    if (k < 0 || (size_t)k >= sizeof t->tmp) {
-        snprintf(err, MIO_ERRLEN, "%.400s: path too long", path);
-        return -1;
-    }
-    int fd = mkstemp(t->tmp); /* 0600 */
-    if (fd < 0) {
-        snprintf(err, MIO_ERRLEN, "%.400s: cannot create a file next to it: %s", path, strerror(errno));
-        t->tmp[0] = '\0';
-        return -1;
-    }
-    t->f = fdopen(fd, "w");
-    if (!t->f) {
-        snprintf(err, MIO_ERRLEN, "%.400s: %s", path, strerror(errno));
-        close(fd);
-        unlink(t->tmp);
-        t->tmp[0] = '\0';
-        return -1;
-    }
-    return 0;
-}
-
-void infer_tmp_abort(infer_tmp *t)
-{
-    if (t->f)
-        fclose(t->f);
-    t->f = NULL;
-    if (t->tmp[0])
-        unlink(t->tmp);
-    t->tmp[0] = '\0';
-}
-
-int infer_tmp_commit(infer_tmp *t, char err[MIO_ERRLEN])
-{
-    int bad = fflush(t->f) != 0 || ferror(t->f) || fsync(fileno(t->f)) != 0;
-    int e = errno;
-    if (fclose(t->f) != 0 && !bad) {
-        bad = 1;
-        e = errno;
-    }
-    t->f = NULL;
-    if (bad || rename(t->tmp, t->path) != 0) {
-        snprintf(err, MIO_ERRLEN, "%.400s: write failed: %s", t->path, strerror(bad ? e : errno));
-        unlink(t->tmp);
-        t->tmp[0] = '\0';
-        return -1;
-    }
-    t->tmp[0] = '\0';
-    /* the rename itself is durable once the folder is synced */
-    char dir[1100];
-    snprintf(dir, sizeof dir, "%s", t->path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    return 0;
-}

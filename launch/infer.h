@@ -40,16 +40,4 @@ int infer_encode(infer_ctx *c, const char *text, size_t len, int32_t *ids, size_
 int infer_batch(infer_ctx *c, int64_t n, const int32_t *const *seq, const size_t *len, const uint8_t *labels,
                 double *p, double *loss_sum, char err[MIO_ERRLEN]);
 
-/* A temporary file next to `path` for an output written in pieces: open it, write,
- * then infer_tmp_commit (fsync + rename) or infer_tmp_abort (unlink). */
-typedef struct {
-    char tmp[1100];
-    const char *path;
-    FILE *f;
-} infer_tmp;
-
-int infer_tmp_open(infer_tmp *t, const char *path, char err[MIO_ERRLEN]);
-int infer_tmp_commit(infer_tmp *t, char err[MIO_ERRLEN]);
-void infer_tmp_abort(infer_tmp *t);
-
 #endif

@@ -45,6 +45,20 @@ char *mio_data_to_json(const mio_data *d, const char *extra)
     return s;
 }
 
+/* The member `key` of o as a string / a number in [lo, hi]; NULL / NAN when it is
+ * absent, of another type or out of range. */
+static const char *member_str(const cJSON *o, const char *key)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+static double member_num(const cJSON *o, const char *key, double lo, double hi)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(x) && x->valuedouble >= lo && x->valuedouble <= hi ? x->valuedouble : NAN;
+}
+
 int mio_data_from_json(const char *json, mio_data *d, char err[MIO_ERRLEN])
 {
     memset(d, 0, sizeof *d);
@@ -54,37 +68,37 @@ int mio_data_from_json(const char *json, mio_data *d, char err[MIO_ERRLEN])
         snprintf(err, MIO_ERRLEN, "data settings: not a JSON object");
         return -1;
     }
+    const char *data = member_str(o, "data"), *view = member_str(o, "view"), *split = member_str(o, "split");
+    const char *seed = member_str(o, "seed");
+    double test = member_num(o, "test_fraction", 0, 1), val = member_num(o, "val_fraction", 0, 1);
+    double limit = member_num(o, "limit", 0, 9e15), len = member_num(o, "max_seq_len", 2, 1 << 20);
+    const cJSON *lower = cJSON_GetObjectItemCaseSensitive(o, "lowercase");
     const char *bad = NULL;
-    cJSON *x;
-    if (!cJSON_IsString(x = cJSON_GetObjectItemCaseSensitive(o, "data")) ||
-        snprintf(d->data, sizeof d->data, "%s", x->valuestring) >= (int)sizeof d->data)
+    if (!data || snprintf(d->data, sizeof d->data, "%s", data) >= (int)sizeof d->data)
         bad = "data";
-    else if (!cJSON_IsString(x = cJSON_GetObjectItemCaseSensitive(o, "view")) || io_view_parse(x->valuestring, &d->view))
+    else if (!view || io_view_parse(view, &d->view))
         bad = "view";
-    else if (!cJSON_IsString(x = cJSON_GetObjectItemCaseSensitive(o, "split")) ||
-             io_split_parse(x->valuestring, &d->split))
+    else if (!split || io_split_parse(split, &d->split))
         bad = "split";
-    else if (!cJSON_IsString(x = cJSON_GetObjectItemCaseSensitive(o, "seed")) || cli_parse_u64(x->valuestring, &d->seed))
+    else if (!seed || cli_parse_u64(seed, &d->seed))
         bad = "seed";
-    else if (!cJSON_IsNumber(x = cJSON_GetObjectItemCaseSensitive(o, "test_fraction")) ||
-             !(x->valuedouble > 0 && x->valuedouble < 1))
+    else if (!(test > 0 && test < 1))
         bad = "test_fraction";
-    else if ((d->test_fraction = x->valuedouble),
-             !cJSON_IsNumber(x = cJSON_GetObjectItemCaseSensitive(o, "val_fraction")) ||
-                 !(x->valuedouble >= 0 && x->valuedouble < 1))
+    else if (!(val < 1)) /* NaN too */
         bad = "val_fraction";
-    else if ((d->val_fraction = x->valuedouble),
-             !cJSON_IsNumber(x = cJSON_GetObjectItemCaseSensitive(o, "limit")) || !(x->valuedouble >= 0) ||
-                 x->valuedouble > 9e15)
+    else if (isnan(limit))
         bad = "limit";
-    else if ((d->limit = (int64_t)x->valuedouble),
-             !cJSON_IsNumber(x = cJSON_GetObjectItemCaseSensitive(o, "max_seq_len")) || x->valuedouble < 2 ||
-                 x->valuedouble > 1 << 20)
+    else if (isnan(len))
         bad = "max_seq_len";
-    else if ((d->max_seq_len = (int)x->valuedouble), !cJSON_IsBool(x = cJSON_GetObjectItemCaseSensitive(o, "lowercase")))
+    else if (!cJSON_IsBool(lower))
         bad = "lowercase";
-    else
-        d->lowercase = cJSON_IsTrue(x);
+    if (!bad) {
+        d->test_fraction = test;
+        d->val_fraction = val;
+        d->limit = (int64_t)limit;
+        d->max_seq_len = (int)len;
+        d->lowercase = cJSON_IsTrue(lower);
+    }
     cJSON_Delete(o);
     if (bad) {
         snprintf(err, MIO_ERRLEN, "data settings: '%s' missing or invalid", bad);
@@ -219,47 +233,68 @@ out:
     return rc;
 }
 
-/* host staging: the model's buffers may live on a device */
+/* Host copies of the flat buffers and their tensor table, between a model (whose
+ * buffers may live on a device) and a checkpoint file. */
+typedef struct {
+    ckpt_tensor *tab;
+    size_t nt, n;     /* tensors; floats per buffer */
+    float *p, *m, *v; /* parameters; AdamW moments (with_optim only) */
+} staging;
+
+static void staging_free(staging *h)
+{
+    free(h->tab);
+    free(h->p);
+    free(h->m);
+    free(h->v);
+}
+
+static int staging_alloc(staging *h, nn_model *m, int with_optim, char err[MIO_ERRLEN])
+{
+    memset(h, 0, sizeof *h);
+    if (mio_table(m, &h->tab, &h->nt, err))
+        return -1;
+    h->n = nn_model_num_params(m);
+    h->p = malloc(h->n * sizeof *h->p);
+    h->m = with_optim ? malloc(h->n * sizeof *h->m) : NULL;
+    h->v = with_optim ? malloc(h->n * sizeof *h->v) : NULL;
+    if (!h->p || (with_optim && (!h->m || !h->v))) {
+        staging_free(h);
+        snprintf(err, MIO_ERRLEN, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 int mio_load_params(const char *path, nn_model *m, nn_adamw *opt, char err[MIO_ERRLEN])
 {
-    ckpt_tensor *tab = NULL;
-    size_t nt = 0;
-    if (mio_table(m, &tab, &nt, err))
+    staging h;
+    if (staging_alloc(&h, m, opt != NULL, err))
         return -1;
-    size_t n = nn_model_num_params(m);
-    float *p = malloc(n * sizeof *p);
-    float *mm = opt ? malloc(n * sizeof *mm) : NULL;
-    float *vv = opt ? malloc(n * sizeof *vv) : NULL;
+    size_t n = h.n;
     ckpt_state st;
     char ierr[IO_ERRLEN], nerr[NN_ERRLEN];
     int rc = -1;
-    if (!p || (opt && (!mm || !vv))) {
-        snprintf(err, MIO_ERRLEN, "out of memory");
-        goto out;
-    }
-    if (ckpt_read(path, tab, nt, p, mm, vv, &st, ierr)) {
+    if (ckpt_read(path, h.tab, h.nt, h.p, h.m, h.v, &st, ierr)) {
         snprintf(err, MIO_ERRLEN, "%s", ierr);
         goto out;
     }
-    if (nn_model_set_params(m, p, n, nerr)) {
+    if (nn_model_set_params(m, h.p, n, nerr)) {
         snprintf(err, MIO_ERRLEN, "%s", nerr);
         ckpt_state_free(&st);
         goto out;
     }
     if (opt) {
         nn_backend *be = nn_model_backend(m);
-        be->ops->upload(be, nn_adamw_m(opt), mm, n * sizeof *mm);
-        be->ops->upload(be, nn_adamw_v(opt), vv, n * sizeof *vv);
+        be->ops->upload(be, nn_adamw_m(opt), h.m, n * sizeof *h.m);
+        be->ops->upload(be, nn_adamw_v(opt), h.v, n * sizeof *h.v);
         be->ops->sync(be);
         nn_adamw_set_step(opt, st.step);
     }
     ckpt_state_free(&st);
     rc = 0;
 out:
-    free(tab);
-    free(p);
-    free(mm);
-    free(vv);
+    staging_free(&h);
     return rc;
 }
 
@@ -290,32 +325,28 @@ int mio_open_model(const char *path, nn_backend *be, int64_t max_seqs, int64_t m
 
 int mio_save(const char *path, nn_model *m, nn_adamw *opt, const mio_save_args *a, char err[MIO_ERRLEN])
 {
-    ckpt_tensor *tab = NULL;
-    size_t nt = 0;
-    if (mio_table(m, &tab, &nt, err))
+    staging h;
+    if (staging_alloc(&h, m, opt != NULL, err))
         return -1;
-    size_t n = nn_model_num_params(m);
-    float *p = malloc(n * sizeof *p);
-    float *mm = opt ? malloc(n * sizeof *mm) : NULL;
-    float *vv = opt ? malloc(n * sizeof *vv) : NULL;
+    size_t n = h.n;
     char *cfg = io_config_to_json(a->mc);
     char *data = mio_data_to_json(a->data, a->data_extra);
     size_t nv = io_vocab_size(a->vocab);
     const char **toks = malloc((nv ? nv : 1) * sizeof *toks);
     char ierr[IO_ERRLEN], nerr[NN_ERRLEN];
     int rc = -1;
-    if (!p || (opt && (!mm || !vv)) || !cfg || !data || !toks) {
+    if (!cfg || !data || !toks) {
         snprintf(err, MIO_ERRLEN, "out of memory");
         goto out;
     }
-    if (nn_model_get_params(m, p, n, nerr)) {
+    if (nn_model_get_params(m, h.p, n, nerr)) {
         snprintf(err, MIO_ERRLEN, "%s", nerr);
         goto out;
     }
     if (opt) {
         nn_backend *be = nn_model_backend(m);
-        be->ops->download(be, mm, nn_adamw_m(opt), n * sizeof *mm);
-        be->ops->download(be, vv, nn_adamw_v(opt), n * sizeof *vv);
+        be->ops->download(be, h.m, nn_adamw_m(opt), n * sizeof *h.m);
+        be->ops->download(be, h.v, nn_adamw_v(opt), n * sizeof *h.v);
     }
     for (size_t i = 0; i < nv; i++)
         toks[i] = io_vocab_token(a->vocab, (int32_t)i);
@@ -336,16 +367,13 @@ int mio_save(const char *path, nn_model *m, nn_adamw *opt, const mio_save_args *
     st.vocab = toks;
     st.metrics = a->metrics;
     st.metrics_len = a->metrics ? a->metrics_len : 0;
-    if (ckpt_write(path, tab, nt, p, mm, vv, &st, ierr)) {
+    if (ckpt_write(path, h.tab, h.nt, h.p, h.m, h.v, &st, ierr)) {
         snprintf(err, MIO_ERRLEN, "%s", ierr);
         goto out;
     }
     rc = 0;
 out:
-    free(tab);
-    free(p);
-    free(mm);
-    free(vv);
+    staging_free(&h);
     free(cfg);
     free(data);
     free(toks);

@@ -51,6 +51,28 @@ static inline nn_backend *test_backend(void)
     return b;
 }
 
+/* A small model that still has every feature: 2 layers, 4 heads, an odd FFN width,
+ * 3 labels, dropout on (test_nn_model.c, test_nn_cuda.c). */
+static inline nn_config test_tiny_cfg(void)
+{
+    nn_config c;
+    memset(&c, 0, sizeof c);
+    c.vocab_size = 97;
+    c.hidden_size = 48;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.intermediate_size = 37;
+    c.max_position_embeddings = 40;
+    c.type_vocab_size = 2;
+    c.num_labels = 3;
+    c.pad_token_id = 0;
+    c.layer_norm_eps = 1e-12;
+    c.hidden_dropout_prob = 0.2;
+    c.attention_probs_dropout_prob = 0.15;
+    c.classifier_dropout = -1;
+    return c;
+}
+
 /* device buffer from doubles (converted to float) */
 static inline float *dev_from(nn_backend *b, const double *x, size_t n)
 {

@@ -23,6 +23,7 @@
 
 #include "io/hf.h"
 #include "io/io.h"
+#include "launch/cli.h"
 #include "launch/hf_io.h"
 #include "nn/nn.h"
 #include "nn_test_util.h"
@@ -81,28 +82,10 @@ static void fix_dir(char *out, size_t cap, const char *name)
     snprintf(out, cap, "%s/%s", FIX, name);
 }
 
-static void to_nn(nn_config *n, const io_model_config *c)
-{
-    memset(n, 0, sizeof *n);
-    n->vocab_size = c->vocab_size;
-    n->hidden_size = c->hidden_size;
-    n->num_hidden_layers = c->num_hidden_layers;
-    n->num_attention_heads = c->num_attention_heads;
-    n->intermediate_size = c->intermediate_size;
-    n->max_position_embeddings = c->max_position_embeddings;
-    n->type_vocab_size = c->type_vocab_size;
-    n->num_labels = c->num_labels;
-    n->pad_token_id = c->pad_token_id;
-    n->layer_norm_eps = c->layer_norm_eps;
-    n->hidden_dropout_prob = c->hidden_dropout_prob;
-    n->attention_probs_dropout_prob = c->attention_probs_dropout_prob;
-    n->classifier_dropout = c->classifier_dropout;
-}
-
 static nn_model *make_model(const io_model_config *mc)
 {
     nn_config c;
-    to_nn(&c, mc);
+    cli_nn_config(&c, mc);
     nn_model *m = NULL;
     char err[NN_ERRLEN];
     int64_t L = mc->max_position_embeddings;

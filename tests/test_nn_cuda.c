@@ -622,29 +622,9 @@ static void test_sumsq_adamw(void **state)
 
 /* ------------------------------------------------------------- whole model */
 
-static nn_config tiny_cfg(void)
-{
-    nn_config c;
-    memset(&c, 0, sizeof c);
-    c.vocab_size = 97;
-    c.hidden_size = 48;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.intermediate_size = 37;
-    c.max_position_embeddings = 40;
-    c.type_vocab_size = 2;
-    c.num_labels = 3;
-    c.pad_token_id = 0;
-    c.layer_norm_eps = 1e-12;
-    c.hidden_dropout_prob = 0.2;
-    c.attention_probs_dropout_prob = 0.15;
-    c.classifier_dropout = -1;
-    return c;
-}
-
 static nn_config base_cfg(void)
 {
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     c.vocab_size = 30522;
     c.hidden_size = 768;
     c.num_hidden_layers = 12;
@@ -810,7 +790,7 @@ static void test_model_tiny(void **state)
 {
     (void)state;
     const int lens[] = {3, 17, 40, 1, 25};
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     model_grads_case("tiny", &c, lens, 5);
 }
 
@@ -884,7 +864,7 @@ static void test_determinism(void **state)
 {
     (void)state;
     const int lt[] = {3, 17, 40, 1, 25}, lb[] = {12, 33, 150, 64, 7};
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     determinism_case("tiny", &c, lt, 5);
     c = base_cfg();
     determinism_case("base-shaped", &c, lb, 5);

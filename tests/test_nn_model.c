@@ -27,26 +27,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static nn_config tiny_cfg(void)
-{
-    nn_config c;
-    memset(&c, 0, sizeof c);
-    c.vocab_size = 97;
-    c.hidden_size = 48;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.intermediate_size = 37;
-    c.max_position_embeddings = 40;
-    c.type_vocab_size = 2;
-    c.num_labels = 3;
-    c.pad_token_id = 0;
-    c.layer_norm_eps = 1e-12;
-    c.hidden_dropout_prob = 0.2;
-    c.attention_probs_dropout_prob = 0.15;
-    c.classifier_dropout = -1;
-    return c;
-}
-
 /* a batch of B sequences with the given lengths; ids/types/labels from r */
 typedef struct {
     int64_t B;
@@ -107,7 +87,7 @@ static nn_model *make_model(const nn_config *c, uint64_t seed)
 static void test_param_table(void **state)
 {
     (void)state;
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     nn_model *m = make_model(&c, 1);
     assert_non_null(m);
     io_model_config ic;
@@ -148,7 +128,7 @@ static void test_param_table(void **state)
 static void test_init(void **state)
 {
     (void)state;
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     nn_model *m = make_model(&c, 7), *m2 = make_model(&c, 7), *m3 = make_model(&c, 8);
     size_t n = nn_model_num_params(m), np;
     float *a = malloc(n * 4), *b = malloc(n * 4), *d = malloc(n * 4);
@@ -365,7 +345,7 @@ static void spice_params(nn_model *m, uint64_t seed)
 static void test_packed_equals_padded(void **state)
 {
     (void)state;
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     nn_model *m = make_model(&c, 3);
     spice_params(m, 4);
     trng r = {5};
@@ -401,7 +381,7 @@ static void test_packed_equals_padded(void **state)
 static void test_dropout_invariance(void **state)
 {
     (void)state;
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     c.hidden_dropout_prob = 0.3;
     c.attention_probs_dropout_prob = 0.3;
     nn_model *m = make_model(&c, 11);
@@ -451,7 +431,7 @@ static void test_dropout_invariance(void **state)
 static void test_model_gradient(void **state)
 {
     (void)state;
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     nn_model *m = make_model(&c, 21);
     spice_params(m, 22);
     trng r = {23};
@@ -521,7 +501,7 @@ static void test_model_gradient(void **state)
 static void test_grad_accumulates(void **state)
 {
     (void)state;
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     nn_model *m = make_model(&c, 31);
     trng r = {32};
     const int lens[] = {5, 4};
@@ -577,7 +557,7 @@ static void record_group(void *ctx, float *grad, size_t off, size_t len)
 static void test_grad_groups(void **state)
 {
     (void)state;
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     nn_model *m = make_model(&c, 41);
     size_t off[NN_MAX_GRAD_GROUPS], len[NN_MAX_GRAD_GROUPS];
     size_t ng = nn_model_grad_groups(m, off, len, NN_MAX_GRAD_GROUPS);
@@ -628,23 +608,23 @@ static void test_bad_input(void **state)
     (void)state;
     char err[NN_ERRLEN];
     nn_model *m = NULL;
-    nn_config c = tiny_cfg();
+    nn_config c = test_tiny_cfg();
     c.num_attention_heads = 5; /* 48 % 5 != 0 */
     assert_int_not_equal(nn_model_create(&m, &c, BE, 64, 4, 16, err), 0);
     assert_non_null(strstr(err, "multiple"));
     assert_null(m);
-    c = tiny_cfg();
+    c = test_tiny_cfg();
     c.num_hidden_layers = 0;
     assert_int_not_equal(nn_model_create(&m, &c, BE, 64, 4, 16, err), 0);
-    c = tiny_cfg();
+    c = test_tiny_cfg();
     c.vocab_size = (int64_t)1 << 24;
     c.hidden_size = 65536;
     c.num_attention_heads = 1;
     assert_int_not_equal(nn_model_create(&m, &c, BE, 64, 4, 16, err), 0); /* 1e12 parameters */
-    c = tiny_cfg();
+    c = test_tiny_cfg();
     c.hidden_dropout_prob = 1.0;
     assert_int_not_equal(nn_model_create(&m, &c, BE, 64, 4, 16, err), 0);
-    c = tiny_cfg();
+    c = test_tiny_cfg();
     assert_int_not_equal(nn_model_create(&m, &c, BE, (int64_t)1 << 26, 4, 40, err), 0); /* arena too big */
     c.hidden_size = 4096;
     c.num_attention_heads = 64;
@@ -652,10 +632,10 @@ static void test_bad_input(void **state)
     c.num_hidden_layers = 48;
     assert_int_not_equal(nn_model_create(&m, &c, BE, (int64_t)1 << 20, 4, 40, err), 0);
     assert_null(m);
-    c = tiny_cfg();
+    c = test_tiny_cfg();
     assert_int_not_equal(nn_model_create(&m, &c, BE, 64, 4, 41, err), 0); /* > max_position_embeddings */
 
-    c = tiny_cfg();
+    c = test_tiny_cfg();
     m = make_model(&c, 1);
     trng r = {41};
     const int lens[] = {5, 4};

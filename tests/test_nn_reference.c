@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "io/io.h"
+#include "launch/cli.h"
 #include "nn/nn.h"
 #include "nn_test_util.h"
 
@@ -43,20 +44,7 @@ static int setup(void **state)
         fprintf(stderr, "%s\n", err);
         return -1;
     }
-    memset(&CFG, 0, sizeof CFG);
-    CFG.vocab_size = ICFG.vocab_size;
-    CFG.hidden_size = ICFG.hidden_size;
-    CFG.num_hidden_layers = ICFG.num_hidden_layers;
-    CFG.num_attention_heads = ICFG.num_attention_heads;
-    CFG.intermediate_size = ICFG.intermediate_size;
-    CFG.max_position_embeddings = ICFG.max_position_embeddings;
-    CFG.type_vocab_size = ICFG.type_vocab_size;
-    CFG.num_labels = ICFG.num_labels;
-    CFG.pad_token_id = ICFG.pad_token_id;
-    CFG.layer_norm_eps = ICFG.layer_norm_eps;
-    CFG.hidden_dropout_prob = ICFG.hidden_dropout_prob;
-    CFG.attention_probs_dropout_prob = ICFG.attention_probs_dropout_prob;
-    CFG.classifier_dropout = ICFG.classifier_dropout;
+    cli_nn_config(&CFG, &ICFG);
     BE = test_backend();
     return BE ? 0 : -1;
 }
