@@ -15,33 +15,22 @@ if ! version_says "CUDA +built in; [1-9][0-9]* x "; then
 fi
 args=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --epochs 1 --limit 640 --batch-size 16
       --lr 1e-3 --quiet --save-every none)
-losses() { python3 -c "
-import json, sys
-for l in open(sys.argv[1]):
-    d = json.loads(l)
-    if 'loss' in d: print(repr(d['loss']))" "$1"; }
-close() { python3 -c "
-import sys
-a = [float(x) for x in open(sys.argv[1])][:int(sys.argv[4])]; b = [float(x) for x in open(sys.argv[2])][:int(sys.argv[4])]
-tol = float(sys.argv[3])
-worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
-print('%.3g' % worst); sys.exit(0 if len(a) == len(b) and worst <= tol else 1)" "$@"; }
 
 "$BIN" "${args[@]}" --device cpu --threads 2 --out "$TMP/cpu" >/dev/null 2>&1 || fail "cpu run"
-losses "$TMP/cpu/train_log.jsonl" >"$TMP/cpu.l"
+train_losses "$TMP/cpu" >"$TMP/cpu.l"
 for p in fp32 bf16 fp16; do
   "$BIN" "${args[@]}" --device cuda --precision $p --out "$TMP/$p" >"$TMP/$p.log" 2>&1 \
     && pass "cuda $p: trained 1 epoch" || fail "cuda $p: $(tail -2 "$TMP/$p.log")"
-  losses "$TMP/$p/train_log.jsonl" >"$TMP/$p.l"
+  train_losses "$TMP/$p" >"$TMP/$p.l"
 done
-w=$(close "$TMP/cpu.l" "$TMP/fp32.l" 1e-4 20) && pass "fp32 GPU follows the CPU over 20 steps (worst $w)" \
+w=$(losses_close "$TMP/cpu.l" "$TMP/fp32.l" 1e-4 20) && pass "fp32 GPU follows the CPU over 20 steps (worst $w)" \
   || fail "fp32 GPU vs CPU: worst relative loss difference $w"
 for p in bf16 fp16; do
-  w=$(close "$TMP/fp32.l" "$TMP/$p.l" 0.02 40) && pass "$p within 2% of fp32 per step (worst $w)" \
+  w=$(losses_close "$TMP/fp32.l" "$TMP/$p.l" 0.02 40) && pass "$p within 2% of fp32 per step (worst $w)" \
     || fail "$p vs fp32: worst relative loss difference $w"
 done
 "$BIN" "${args[@]}" --device cuda --precision bf16 --out "$TMP/bf16b" >/dev/null 2>&1
-losses "$TMP/bf16b/train_log.jsonl" >"$TMP/bf16b.l"
+train_losses "$TMP/bf16b" >"$TMP/bf16b.l"
 cmp -s "$TMP/bf16.l" "$TMP/bf16b.l" && pass "bf16 run twice: bit-identical losses" || fail "bf16 rerun differs"
 grep -q "peak device memory" "$TMP/bf16.log" && [ "$(wc -l <"$TMP/bf16/metrics.jsonl")" = 2 ] \
   && pass "metrics written, peak device memory reported" || fail "metrics/peak memory missing"

@@ -39,6 +39,36 @@ require_mpi() {
 # version_says REGEX: `adebert version` mentions it. (Output captured first: under
 # pipefail, `adebert version | grep -q` fails whenever grep exits before the writer.)
 version_says() { local v; v=$("$BIN" version 2>&1); grep -qE "$1" <<<"$v"; }
+# mpirun_usr1 NP OUT LINES LIMIT ARGS...: `mpirun -np NP ARGS --out OUT` in the
+# background (stdout OUT.out, stderr OUT.err, killed after LIMIT seconds); once
+# OUT/train_log.jsonl has LINES lines (or after 60 s), SIGUSR1 goes to mpirun, which
+# forwards it to the ranks. Returns mpirun's exit status. Needs require_mpi.
+mpirun_usr1() {
+  local np=$1 out=$2 lines=$3 limit=$4; shift 4
+  timeout "$limit" mpirun "${root_flags[@]}" --oversubscribe --bind-to none --timeout $((limit - 10)) -np "$np" \
+    "$@" --out "$out" >"$out.out" 2>"$out.err" &
+  local pid=$!
+  for _ in $(seq 1 600); do
+    [ -f "$out/train_log.jsonl" ] && [ "$(wc -l <"$out/train_log.jsonl")" -ge "$lines" ] && break
+    sleep 0.1
+  done
+  kill -USR1 "$(pgrep -P "$pid" mpirun)"
+  wait "$pid"
+}
+# train_losses RUN_DIR: the per-step losses of train_log.jsonl, one per line (repr).
+train_losses() { python3 -c "
+import json, sys
+for l in open(sys.argv[1]):
+    d = json.loads(l)
+    if 'loss' in d: print(repr(d['loss']))" "$1/train_log.jsonl"; }
+# losses_close A B TOL [N]: two train_losses files (their first N lines) have the same
+# length and agree within TOL relative at every step; prints the worst difference.
+losses_close() { python3 -c "
+import sys
+n = int(sys.argv[4]) if len(sys.argv) > 4 else None
+a = [float(x) for x in open(sys.argv[1])][:n]; b = [float(x) for x in open(sys.argv[2])][:n]
+w = max(abs(x - y) / abs(x) for x, y in zip(a, b)); print('%.3g' % w)
+sys.exit(0 if len(a) == len(b) and w <= float(sys.argv[3]) else 1)" "$@"; }
 # json_get FILE EXPR: evaluates a Python expression on the JSON object `j`.
 json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 finish() {

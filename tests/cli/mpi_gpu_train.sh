@@ -25,37 +25,19 @@ if [ -x "$bench_nccl" ]; then
 fi
 args=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --epochs 2 --limit 1280 --batch-size 32
       --lr 1e-3 --quiet --device cuda --precision fp32)
-losses() { python3 -c "
-import json, sys
-for l in open(sys.argv[1]):
-    d = json.loads(l)
-    if 'loss' in d: print(repr(d['loss']))" "$1"; }
-close() { python3 -c "
-import sys
-a = [float(x) for x in open(sys.argv[1])]; b = [float(x) for x in open(sys.argv[2])]
-w = max(abs(x - y) / abs(x) for x, y in zip(a, b)); print('%.3g' % w)
-sys.exit(0 if len(a) == len(b) and w <= float(sys.argv[3]) else 1)" "$@"; }
 "$BIN" "${args[@]}" --save-every none --out "$TMP/one" >"$TMP/one.log" 2>&1 || fail "1 GPU: $(tail -2 "$TMP/one.log")"
-losses "$TMP/one/train_log.jsonl" >"$TMP/one.l"
+train_losses "$TMP/one" >"$TMP/one.l"
 for wire in fp32 bf16; do
   tol=1e-3; [ $wire = bf16 ] && tol=0.02
   mpi 2 "$BIN" "${args[@]}" --save-every none --reduce-precision $wire --out "$TMP/two_$wire" >"$TMP/two_$wire.log" 2>&1 \
     || fail "2 GPUs ($wire wire): $(tail -2 "$TMP/two_$wire.log")"
-  losses "$TMP/two_$wire/train_log.jsonl" >"$TMP/two_$wire.l"
-  w=$(close "$TMP/one.l" "$TMP/two_$wire.l" $tol) && pass "2 GPUs, $wire sums: follows 1 GPU (worst $w <= $tol)" \
+  train_losses "$TMP/two_$wire" >"$TMP/two_$wire.l"
+  w=$(losses_close "$TMP/one.l" "$TMP/two_$wire.l" $tol) && pass "2 GPUs, $wire sums: follows 1 GPU (worst $w <= $tol)" \
     || fail "2 GPUs, $wire sums vs 1 GPU: worst $w"
 done
 big=("${args[@]}" --reduce-precision fp32 --epochs 4)
 mpi 2 "$BIN" "${big[@]}" --out "$TMP/u" --dump-params "$TMP/u.bin" >/dev/null 2>&1 || fail "uninterrupted 2-GPU run"
-timeout 600 mpirun "${root_flags[@]}" --oversubscribe --bind-to none -np 2 "$BIN" "${big[@]}" --out "$TMP/s" \
-  >"$TMP/s.out" 2>"$TMP/s.err" &
-pid=$!
-for _ in $(seq 1 600); do
-  [ -f "$TMP/s/train_log.jsonl" ] && [ "$(wc -l <"$TMP/s/train_log.jsonl")" -ge 20 ] && break
-  sleep 0.1
-done
-kill -USR1 "$(pgrep -P "$pid" mpirun)"
-wait "$pid"
+mpirun_usr1 2 "$TMP/s" 20 600 "$BIN" "${big[@]}"
 rc=$?
 [ $rc -eq 75 ] && pass "SIGUSR1 on 2 GPUs: exit 75" || fail "SIGUSR1 on 2 GPUs: exit $rc"
 mpi 2 "$BIN" "${big[@]}" --out "$TMP/s" --resume --dump-params "$TMP/s.bin" >/dev/null 2>&1 || fail "resume on 2 GPUs"

@@ -39,15 +39,7 @@ f2=$(python3 -c "import json,sys; print([json.loads(l)['f1'] for l in open(sys.a
 big=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --epochs 6 --limit 1000 --batch-size 8
      --lr 1e-3 --quiet)
 mpi 2 "$BIN" "${big[@]}" --out "$TMP/u" --dump-params "$TMP/u.bin" >"$TMP/u.log" 2>&1 || fail "uninterrupted 2-rank run"
-timeout 300 mpirun "${root_flags[@]}" --oversubscribe --bind-to none --timeout 290 -np 2 "$BIN" "${big[@]}" \
-  --out "$TMP/s" >"$TMP/s.out" 2>"$TMP/s.err" &
-pid=$!
-for _ in $(seq 1 300); do
-  [ -f "$TMP/s/train_log.jsonl" ] && [ "$(wc -l <"$TMP/s/train_log.jsonl")" -ge 20 ] && break
-  sleep 0.1
-done
-kill -USR1 "$(pgrep -P "$pid" mpirun)"
-wait "$pid"
+mpirun_usr1 2 "$TMP/s" 20 300 "$BIN" "${big[@]}"
 rc=$?
 step=$(sed -n 's/.*stopped by a signal at step \([0-9]*\).*/\1/p' "$TMP/s.err")
 [ $rc -eq 75 ] && [ -n "$step" ] && [ -f "$TMP/s/ckpt-step$(printf %08d "$step").h5" ] \

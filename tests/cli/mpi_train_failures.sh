@@ -23,15 +23,7 @@ python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 30 else 1)" "$dt" && 
 
 # 2. SIGUSR1 to mpirun (it forwards it to the ranks): all stop at one step, exit 75.
 stop_run() { # out_dir
-  timeout 200 mpirun "${root_flags[@]}" --oversubscribe --bind-to none --timeout 190 -np 2 "$BIN" "${args[@]}" \
-    --epochs 50 --out "$1" >"$1.out" 2>"$1.err" &
-  local pid=$!
-  for _ in $(seq 1 300); do
-    [ -f "$1/train_log.jsonl" ] && [ "$(wc -l <"$1/train_log.jsonl")" -ge 3 ] && break
-    sleep 0.1
-  done
-  kill -USR1 "$(pgrep -P "$pid" mpirun)"
-  wait "$pid"
+  mpirun_usr1 2 "$1" 3 200 "$BIN" "${args[@]}" --epochs 50
 }
 stop_run "$TMP/stop"
 rc=$?
