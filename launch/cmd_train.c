@@ -172,10 +172,13 @@ static int write_run_file(const char *dir, const char *name, const char *text, c
     return cli_write_file(path, text, strlen(text), err, errlen);
 }
 
-/* RUN_DIR is created 0700; an existing one is accepted only if it holds no run
- * (or with --resume). */
+/* RUN_DIR is created 0700, and so are missing parents (as HF Trainer's output_dir:
+ * table runners nest run directories); an existing one is accepted only if it holds
+ * no run (or with --resume). */
 static int prepare_run_dir(const char *dir, int resume, char *err, size_t errlen)
 {
+    if (cli_mkdir_parents(dir, err, errlen))
+        return -1;
     if (mkdir(dir, 0700) != 0) {
         if (errno != EEXIST) {
             snprintf(err, errlen, "cannot create run directory %.400s: %s", dir, strerror(errno));
@@ -296,7 +299,7 @@ static mio_data data_settings(const run *r)
     snprintf(d.data, sizeof d.data, "%s", r->o.data);
     d.view = r->o.view;
     d.split = r->o.split;
-    d.seed = r->o.seed;
+    d.seed = r->o.split_seed;
     d.test_fraction = 0.2;
     d.val_fraction = r->o.val_fraction;
     d.limit = r->o.limit;
@@ -1166,6 +1169,21 @@ int cmd_train(int argc, char **argv)
     r->train_json = train_opts_to_json(o);
     if (!r->train_json)
         die(r, "out of memory");
+    if (io_splitdir_is(o->data)) {
+        /* the rows' hashes go with the options (config.json, checkpoints): a resume
+         * over changed files is refused like any other changed option */
+        char *h = NULL, herr[IO_ERRLEN];
+        cJSON *j = cJSON_Parse(r->train_json);
+        if (io_splitdir_hashes(o->data, &h, herr) || !j)
+            die(r, "%s", j ? herr : "out of memory");
+        cJSON_AddItemToObject(j, "split_sha256", cJSON_Parse(h));
+        free(h);
+        free(r->train_json);
+        r->train_json = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        if (!r->train_json)
+            die(r, "out of memory");
+    }
     r->ls.best_f1 = -1;
     r->ls.best_step = -1;
     r->resumed_from = -1;
@@ -1241,9 +1259,13 @@ int cmd_train(int argc, char **argv)
         size_t pos = 0;
         for (size_t i = 0; i < r->split.n_train; i++)
             pos += r->corpus.label[r->split.train[i]];
-        printf("adebert train: %s view %s, split %s (seed %llu): train %zu (%zu positive), val %zu, test %zu\n",
-               o->data, io_view_name(o->view), io_split_name(o->split), (unsigned long long)o->seed,
-               r->split.n_train, pos, r->split.n_val, r->split.n_test);
+        if (io_splitdir_is(o->data))
+            printf("adebert train: split folder %s: train %zu (%zu positive), val %zu, test %zu\n", o->data,
+                   r->split.n_train, pos, r->split.n_val, r->split.n_test);
+        else
+            printf("adebert train: %s view %s, split %s (seed %llu): train %zu (%zu positive), val %zu, test %zu\n",
+                   o->data, io_view_name(o->view), io_split_name(o->split), (unsigned long long)o->split_seed,
+                   r->split.n_train, pos, r->split.n_val, r->split.n_test);
         printf("  model %s: %lld layers x %lld hidden, %zu parameters; %s, %s\n", o->model,
                (long long)r->cfg.num_hidden_layers, (long long)r->cfg.hidden_size, nn_model_num_params(r->model),
                o->lowercase ? "lowercased" : "cased", o->vocab);
@@ -1285,7 +1307,8 @@ int cmd_train(int argc, char **argv)
         die(r, "out of memory");
     for (int epoch = (int)r->ls.epoch; epoch < o->epochs && step < total && !stopped; epoch++) {
         dist_epoch_plan plan;
-        if (dist_sampler_plan(&plan, r->split.train, r->split.n_train, r->tokens.offsets, B, o->seed,
+        if (dist_sampler_plan(&plan, r->split.train, r->split.n_train, r->tokens.offsets, B, o->group_by_length,
+                              o->seed,
                               (uint32_t)epoch, derr))
             die(r, "sampler: %s", derr);
         size_t b0 = epoch == r->ls.epoch ? (size_t)r->ls.batch : 0;
