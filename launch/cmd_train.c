@@ -7,6 +7,7 @@
  * prints and writes files. */
 #include "dist/dist.h"
 #include "dist/nccl.h"
+#include "launch/cluster.h" /* issue 14 */
 #include "dist/sampler.h"
 #include "io/io.h"
 #include "launch/cli.h"
@@ -973,6 +974,9 @@ static void resume(run *r)
         }
         free(steps);
         if (step < 0) {
+            char cerr[CLUSTER_ERRLEN]; /* issue 14.3: requeued onto an empty (node-local) --out */
+            if (cluster_check_resume_found(0, r->run_dir, NULL, NULL, cerr))
+                die(r, "%s", cerr);
             fprintf(stderr, "adebert train: --resume: no usable checkpoint in %s; starting from scratch\n",
                     r->run_dir);
             char mpath[1200];
@@ -1165,7 +1169,12 @@ int cmd_train(int argc, char **argv)
     setup_data(r);
     if (root && prepare_run_dir(r->run_dir, o->resume, err, sizeof err))
         die(r, "%s", err);
+    char cerr[CLUSTER_ERRLEN]; /* issue 14.8: at most one rank per GPU, before NCCL */
+    if (!strcmp(o->device, "cuda") && cluster_check_ranks_vs_gpus(&r->comm, NULL, NULL, cerr))
+        die(r, "%s", cerr);
     setup_model(r);
+    /* issue 14.4: each rank's CPUs and GPU */
+    cluster_print_binding(&r->comm, o->device, r->cuda ? dist_nccl_device(r->nccl) : -1, o->device_note);
     r->train_json = train_opts_to_json(o);
     if (!r->train_json)
         die(r, "out of memory");

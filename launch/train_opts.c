@@ -2,6 +2,7 @@
  * flag names with '-' -> '_') and the resolved config.json, so the three cannot
  * drift apart. */
 #include "launch/train_opts.h"
+#include "launch/cluster.h"
 #include "launch/cli.h"
 
 #include <cjson/cJSON.h>
@@ -62,8 +63,10 @@ static const char *const train_usage =
     "                         batches cost 0.02-0.05 F1 on ADE (experiments/results)\n"
     "\n"
     "execution\n"
-    "  --device cpu|cuda      [cpu]; cuda: one GPU per rank (local rank mod visible GPUs),\n"
-    "                         gradients summed with NCCL\n"
+    "  --device cpu|cuda      cuda: one GPU per rank (local rank mod visible GPUs), gradients\n"
+    "                         summed with NCCL [cuda when the job has GPUs (SLURM_GPUS_PER_NODE,\n"
+    "                         SLURM_JOB_GPUS, SLURM_STEP_GPUS, CUDA_VISIBLE_DEVICES), else cpu;\n"
+    "                         a build without CUDA refuses such a job unless --device cpu]\n"
     "  --precision auto|fp32|tf32|bf16|fp16  GEMM inputs on the GPU (fp32 master weights\n"
     "                         and optimizer; LayerNorm/softmax/GELU/loss in fp32) [auto: fp32\n"
     "                         on cpu, bf16 on sm80+, fp16 below]\n"
@@ -178,7 +181,7 @@ static void set_defaults(train_opts *o)
     o->view = IO_VIEW_HF;
     o->split = IO_SPLIT_RANDOM;
     o->val_fraction = 0.1;
-    snprintf(o->device, sizeof o->device, "cpu");
+    o->device[0] = 0; /* resolved after parsing: launch/cluster.h */
 #ifdef ADEBERT_HAVE_HDF5
     o->save_every = -1;
 #endif
@@ -451,6 +454,17 @@ int train_opts_parse(train_opts *o, int argc, char **argv)
     }
     if (lower_flag >= 0)
         o->lowercase = lower_flag;
+    char cerr[CLUSTER_ERRLEN];
+#ifdef ADEBERT_HAVE_CUDA
+    const int built_with_cuda = 1;
+#else
+    const int built_with_cuda = 0;
+#endif
+    if (cluster_default_device(o->device, sizeof o->device, built_with_cuda, NULL, NULL, o->device_note,
+                               sizeof o->device_note, cerr)) {
+        cli_error("train", "%s", cerr);
+        return 2;
+    }
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
         cli_error("train", "--device must be cpu or cuda, not '%s'", o->device);
         return 2;

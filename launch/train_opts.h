@@ -20,7 +20,8 @@ typedef struct {
     io_view view;
     io_split_kind split;
     double val_fraction;
-    char device[16], precision[16];
+    char device[16], precision[16]; /* device "" until parsed: then cpu|cuda (launch/cluster.h) */
+    char device_note[160];    /* why the device default was chosen; "" when --device was given */
     char reduce_precision[8]; /* NCCL wire: bf16 | fp32 */
     double comm_timeout;      /* seconds */
     char loss_scale[32];      /* auto | dynamic | none | a fixed positive scale */

@@ -34,6 +34,13 @@ int nn_cuda_device_summary(char *buf, size_t len)
     return 0;
 }
 
+int nn_cuda_device_pci(int device, char *buf, size_t len)
+{
+    (void)device;
+    snprintf(buf, len, "built without CUDA");
+    return -1;
+}
+
 int nn_backend_cuda_create(nn_backend **out, int device, nn_precision prec, char *err, size_t errlen)
 {
     (void)device;

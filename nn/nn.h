@@ -19,6 +19,9 @@
  * ("built without CUDA", "no CUDA device: <driver message>"). Returns the number
  * of usable devices (0 when none). */
 int nn_cuda_device_summary(char *buf, size_t len);
+/* The PCI bus id of CUDA device `device` ("0000:1b:00.0"); 0 ok, -1 when there is
+ * no such device or no CUDA (buf then holds the reason). */
+int nn_cuda_device_pci(int device, char *buf, size_t len);
 
 /* Architecture (mirrors io_model_config; launch/ copies one into the other so
  * that nn does not depend on io). */

@@ -15,6 +15,9 @@
 #   2 bf16 GEMM peak (torch.matmul) and adebert bench --device cuda, base, batch 32,
 #     ADE lengths and fixed 32x128, MFU and ratios to the committed peer figures
 #   3 NCCL one-rank self-test (bench_nccl: dist_nccl_selftest, fp32 and bf16 wires)
+#   3b cluster checks: train without --device on a GPU job picks cuda (binding line);
+#     with MPI, GPUs+1 ranks are refused naming both counts; with 2+ GPUs, NCCL's NET/
+#     (needs several nodes for EFA/IB: not checkable on one host)
 #   4 fine-tune: adebert train --device cuda, random-init base, ADE grouped split,
 #     10 epochs (or what the budget leaves), per-epoch F1 and wall time
 #   opt-in: ADEBERT_CHECK_MEMCHECK=1  the gpu test programs under compute-sanitizer memcheck
@@ -220,6 +223,44 @@ else
     note=""; grep -q 'MPI (' "$logdir/env.txt" || note=" [one rank: the carried build is MPI=OFF]"
     [ "$dry" -eq 1 ] && note="$note [dry run]"
     row "3 NCCL self-test" "$(status_text $rc "$t"): $msg$note"
+  fi
+fi
+
+# ---- 3b. cluster checks (issue 14): the device default, the binding line, and with an
+# MPI build on a multi-GPU host the ranks-vs-GPUs refusal with real devices and the
+# network NCCL picks. Several nodes (srun block:block/cpu-bind, EFA, requeue onto
+# another node) need a real cluster: launch/slurm/adebert.sbatch with ADEBERT_DRY_RUN=1
+# shows the plan; on the cluster, grep "binding:" and "NET/" in the job log.
+if [ "$gpu" -eq 0 ] || [ -z "$data" ]; then
+  row "3b cluster checks" "SKIPPED: $([ "$gpu" -eq 0 ] && echo "no GPU" || echo "no corpus")"
+else
+  t=$(phase_timeout 60 10)
+  if [ "$t" -eq 0 ]; then row "3b cluster checks" "SKIPPED: out of budget"
+  else
+    ct=(train --data "$data/ade-corpus-v2" --model tiny --vocab "$data/vocab/bert-base-cased-vocab.txt" --cased
+        --limit 64 --max-steps 1 --epochs 1 --quiet --save-every none)
+    run_logged "cluster: device default" "$t" "$work/cl1.out" "${with_libs[@]}" SLURM_GPUS_PER_NODE=1 \
+      ADEBERT_PRINT_BINDING=1 "$ab" "${ct[@]}" --out "$work/cl1"
+    rc=$?
+    msg=$(grep -h "binding:" "$work/cl1.out" "$work/cl1.out.err" 2>/dev/null | head -1 | sed 's/.*binding: //' | cut -c1-110)
+    ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+    if [ "$rc" -eq 0 ] && grep -q "MPI (" "$logdir/env.txt" && command -v mpirun >/dev/null; then
+      rf=(); [ "$(id -u)" -ne 0 ] || rf=(--allow-run-as-root)
+      run_logged "cluster: ranks > GPUs" 60 "$work/cl2.out" "${with_libs[@]}" mpirun "${rf[@]}" --oversubscribe \
+        -np $((ngpu + 1)) "$ab" "${ct[@]}" --device cuda --out "$work/cl2"
+      if grep -qh "ranks on one node but $ngpu GPU(s)" "$work/cl2.out" "$work/cl2.out.err" 2>/dev/null; then
+        msg="$msg; $((ngpu + 1)) ranks on $ngpu GPU(s) refused"
+      else
+        rc=1; msg="$msg; ranks > GPUs NOT refused"
+      fi
+      if [ "$ngpu" -ge 2 ]; then
+        run_logged "cluster: NCCL network" 60 "$work/cl3.out" "${with_libs[@]}" mpirun "${rf[@]}" -x NCCL_DEBUG=INFO \
+          -x NCCL_DEBUG_SUBSYS=INIT,NET -np 2 "$ab" "${ct[@]}" --device cuda --out "$work/cl3"
+        net=$(grep -ohE "NET/[A-Za-z]+" "$work/cl3.out" "$work/cl3.out.err" 2>/dev/null | sort -u | tr '\n' ' ')
+        msg="$msg; NCCL: ${net:-no NET/ line}"
+      fi
+    fi
+    row "3b cluster checks" "$(status_text $rc "$t"): $msg"
   fi
 fi
 

@@ -29,3 +29,16 @@ extern "C" int nn_cuda_device_summary(char *buf, size_t len)
              p.minor, (double)p.totalGlobalMem / (1024.0 * 1024 * 1024), rt, drv);
     return n;
 }
+
+extern "C" int nn_cuda_device_pci(int device, char *buf, size_t len)
+{
+    char bus[32];
+    cudaError_t e = cudaDeviceGetPCIBusId(bus, (int)sizeof bus, device);
+    if (e != cudaSuccess) {
+        snprintf(buf, len, "cudaDeviceGetPCIBusId(%d): %s", device, cudaGetErrorString(e));
+        (void)cudaGetLastError();
+        return -1;
+    }
+    snprintf(buf, len, "%s", bus);
+    return 0;
+}

@@ -10,7 +10,7 @@ if grep -q "MPI (" "$TMP/v.txt"; then
   [ $rc -eq 0 ] && grep -q "rank 1 of 2: local rank 1 of 2" "$TMP/m.txt" && grep -q "rank 0 of 2: local rank 0 of 2" "$TMP/m.txt" \
     && pass "mpirun -np 2: ranks and local ranks" || fail "mpirun -np 2 (rc $rc): $(cat "$TMP/m.txt")"
   # launch/mpirun.sh: the example launcher (root flags, --bind-to none, threads per rank)
-  ADEBERT_BIN="$BIN" timeout 120 bash "$ADEBERT_SOURCE_DIR/launch/mpirun.sh" -np 2 version >"$TMP/l.txt" 2>&1
+  ADEBERT_BIN="$BIN" timeout 120 bash "$ADEBERT_SOURCE_DIR/launch/mpirun.sh" --oversubscribe -np 2 version >"$TMP/l.txt" 2>&1
   grep -q "rank 1 of 2: local rank 1 of 2" "$TMP/l.txt" && grep -q "rank 0 of 2: local rank 0 of 2" "$TMP/l.txt" \
     && pass "launch/mpirun.sh -np 2 version" || fail "launch/mpirun.sh -np 2 version: $(cat "$TMP/l.txt")"
 else

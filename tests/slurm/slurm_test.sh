@@ -21,10 +21,20 @@
 # sends `scancel --signal=USR1` (the ranks save a checkpoint and exit 75), the batch
 # script requeues the job, the rerun gets --resume and finishes: its final parameters
 # must be bit-identical to an uninterrupted 2-rank run made with mpirun.
-# The five jobs take the whole node each (--exclusive) and run one after another.
+# Job F (array, launch/slurm/adebert-array.sbatch --array=0-1, a stand-in adebert):
+# two tasks, run directories RUN/task-0 and RUN/task-1, seeds 7 and 8, logs
+# adebert-array-A_0.out / _1.out in the submit directory.
+# Job G trains with SLURM_RESTART_COUNT=1 exported (what a requeued job sees) and an
+# empty --out: the script adds --resume, adebert refuses (no checkpoint after a
+# requeue) with exit 1, and the job FAILS instead of starting over or requeueing.
+# Job H: a stand-in that exits 75 while the test storms the batch shell with SIGUSR1
+# and SIGTERM: the 75 must survive the storm, the job is requeued once and completes.
+# Job I trains on 2 ranks with --device cuda and ADEBERT_FAKE_GPU_COUNT=1 (test hook):
+# refused before NCCL with one line naming 2 ranks and 1 GPU; the job fails (exit 1).
+# Jobs A-E and G-I take the whole node each (--exclusive) and run one after another.
 # Needs root and the Debian packages slurm-wlm and munge (launch/install-deps.sh);
 # without them the test FAILS. Needs an MPI build. KEEP=1 keeps the work directory.
-# Tunable: SLURM_TEST_JOB_TIMEOUT (seconds to wait for the jobs, default 150).
+# Tunable: SLURM_TEST_JOB_TIMEOUT (seconds to wait for the jobs, default 400).
 # shellcheck disable=SC2015  # pass() always succeeds: A && pass || fail is fine
 set -uo pipefail
 
@@ -32,7 +42,7 @@ BIN="${ADEBERT_BIN:?ADEBERT_BIN not set (run through ctest)}"
 SRC="${ADEBERT_SOURCE_DIR:?ADEBERT_SOURCE_DIR not set (run through ctest)}"
 SBATCH_SCRIPT="$SRC/launch/slurm/adebert.sbatch"
 CLUSTER="$SRC/tests/slurm/cluster.sh"
-JOB_TIMEOUT=${SLURM_TEST_JOB_TIMEOUT:-240}
+JOB_TIMEOUT=${SLURM_TEST_JOB_TIMEOUT:-400}
 BIN=$(readlink -f "$BIN")
 
 fails=0
@@ -148,6 +158,63 @@ job_e=$(cd "$WORK/submit" && env -u ADEBERT_BIN sbatch --parsable "${SIZE[@]}" \
 job_e=${job_e%%;*}
 echo "submitted job $job_e (train, USR1 + requeue) after $(elapsed) s"
 
+# Job F: array form, one stand-in run per task, recording its arguments and logs.
+mkdir -p "$WORK/arr"
+cat >"$WORK/arr/adebert" <<'EOF2'
+#!/bin/sh
+echo "task=${SLURM_ARRAY_TASK_ID:-?} args=$*" >>"$(dirname "$0")/runs.log"
+EOF2
+chmod +x "$WORK/arr/adebert"
+job_f=$(cd "$WORK/submit" && ADEBERT_BIN="$WORK/arr/adebert" sbatch --parsable --array=0-1 -n1 -c1 \
+          --gpus-per-task=0 -t 5 "$SRC/launch/slurm/adebert-array.sbatch" train --data D --out "$WORK/arrrun" --seed 7) \
+  || fatal "sbatch (job F) failed"
+job_f=${job_f%%;*}
+
+# Job G: a "requeued" train run whose --out has no checkpoint.
+job_g=$(cd "$WORK/submit" && env -u ADEBERT_BIN SLURM_RESTART_COUNT=1 sbatch --parsable "${SIZE[@]}" \
+          -J adebert-nockpt -o "$WORK/out/%j.out" "$SBATCH_SCRIPT" train --data "$CORPUS" --out "$WORK/runG" \
+          --model tiny --vocab "$VOCAB" --cased --limit 200 --epochs 1 --max-steps 5 --batch-size 8 --quiet) \
+  || fatal "sbatch (job G) failed"
+job_g=${job_g%%;*}
+
+# Job H: exit 75 under a signal storm at the batch shell.
+mkdir -p "$WORK/storm"
+cat >"$WORK/storm/adebert" <<'EOF2'
+#!/bin/sh
+d=$(dirname "$0")
+trap '' USR1 TERM
+echo "rank=${SLURM_PROCID:-?} restart=${SLURM_RESTART_COUNT:-0}" >>"$d/runs.log"
+[ -e "$d/ran.${SLURM_PROCID:-x}" ] && exit 0
+: >"$d/ran.${SLURM_PROCID:-x}"
+: >"$d/started.${SLURM_PROCID:-x}"
+sleep 3
+exit 75
+EOF2
+chmod +x "$WORK/storm/adebert"
+job_h=$(cd "$WORK/submit" && ADEBERT_BIN="$WORK/storm/adebert" sbatch --parsable "${SIZE[@]}" \
+          -J adebert-storm -o "$WORK/out/%j.out" "$SBATCH_SCRIPT" train --data D --out R) \
+  || fatal "sbatch (job H) failed"
+job_h=${job_h%%;*}
+
+# Job I: 2 ranks, --device cuda, 1 (fake) GPU.
+job_i=$(cd "$WORK/submit" && env -u ADEBERT_BIN ADEBERT_FAKE_GPU_COUNT=1 sbatch --parsable "${SIZE[@]}" \
+          -J adebert-gpucount -o "$WORK/out/%j.out" "$SBATCH_SCRIPT" train --data "$CORPUS" --out "$WORK/runI" \
+          --model tiny --vocab "$VOCAB" --cased --limit 200 --epochs 1 --max-steps 5 --batch-size 8 --quiet \
+          --device cuda) \
+  || fatal "sbatch (job I) failed"
+job_i=${job_i%%;*}
+echo "submitted jobs $job_f (array), $job_g (no checkpoint), $job_h (storm), $job_i (GPU count) after $(elapsed) s"
+
+# batch_pid JOB: the pid of JOB's batch shell (slurmd runs it as .../slurm_script).
+batch_pid() {
+  local e pid
+  for e in /proc/[0-9]*/environ; do
+    pid=${e#/proc/}; pid=${pid%/environ}
+    tr '\0' '\n' <"$e" 2>/dev/null | grep -qx "SLURM_JOB_ID=$1" || continue
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q slurm_script && { echo "$pid"; return 0; }
+  done
+  return 1
+}
 
 # Poll until all jobs reach a final state. --states=all keeps finished jobs listed
 # (MinJobAge=300); a requeued job passes through REQUEUED/PENDING, not a final state.
@@ -160,6 +227,8 @@ final_state() {
 declare -A done_at=()
 cancelled=0
 usr1=0
+storm=0
+jobs=("$job_a" "$job_b" "$job_c" "$job_d" "$job_e" "${job_f}_0" "${job_f}_1" "$job_g" "$job_h" "$job_i")
 deadline=$(( $(date +%s) + JOB_TIMEOUT ))
 while :; do
   if [ $cancelled -eq 0 ] && [ -e "$WORK/term/started.0" ] && [ -e "$WORK/term/started.1" ]; then
@@ -172,7 +241,14 @@ while :; do
     timeout 10 scancel --signal=USR1 "$job_e" || fail "scancel --signal=USR1 $job_e failed"
     usr1=1
   fi
-  for j in "$job_a" "$job_b" "$job_c" "$job_d" "$job_e"; do
+  if [ $storm -eq 0 ] && [ -e "$WORK/storm/started.0" ] && [ -e "$WORK/storm/started.1" ]; then
+    if hp=$(batch_pid "$job_h"); then
+      echo "signal storm at job $job_h's batch shell ($hp) after $(elapsed) s"
+      ( while kill -USR1 "$hp" 2>/dev/null && kill -TERM "$hp" 2>/dev/null; do :; done ) &
+      storm=1
+    fi
+  fi
+  for j in "${jobs[@]}"; do
     [ -n "${done_at[$j]:-}" ] && continue
     read -r st why < <(timeout 10 squeue -h -j "$j" --states=all -o '%T %r' 2>/dev/null)
     if final_state "${st:-}"; then done_at[$j]=$(elapsed); echo "job $j: $st after ${done_at[$j]} s"; fi
@@ -181,7 +257,7 @@ while :; do
         fail "job $j cannot start: $why"; timeout 10 sinfo -N -l; deadline=0 ;;
     esac
   done
-  [ ${#done_at[@]} -eq 5 ] && break
+  [ ${#done_at[@]} -eq ${#jobs[@]} ] && break
   if [ "$(date +%s)" -ge "$deadline" ]; then
     [ "$deadline" -eq 0 ] || fail "jobs did not finish within ${JOB_TIMEOUT}s"
     timeout 10 squeue --states=all -o '%A %j %T %r %M'
@@ -293,6 +369,44 @@ grep -qs "stopped by a signal at step" "$out_e" && grep -qs "resumed_from_step" 
   && pass "job E: the ranks saved at the signal and the rerun resumed" || fail "job E: no stop/resume in its log"
 cmp -s "$WORK/refE.bin" "$WORK/runE.bin" && pass "job E: final parameters bit-identical to the uninterrupted run" \
   || fail "job E: final parameters differ from the uninterrupted run (or are missing)"
+
+# ---- job F: array tasks, own run directories and seeds, %x-%A_%a logs
+echo "---- array stand-in runs"; cat "$WORK/arr/runs.log" 2>/dev/null
+for t in 0 1; do
+  st=$(job_field "${job_f}_$t" JobState); ec=$(job_field "${job_f}_$t" ExitCode)
+  [ "$st" = COMPLETED ] && [ "$ec" = 0:0 ] && pass "job F task $t completed" || fail "job F task $t: state $st, exit $ec"
+  grep -qx "task=$t args=train --data D --out $WORK/arrrun/task-$t --seed $((7 + t))" "$WORK/arr/runs.log" 2>/dev/null \
+    && pass "job F task $t: --out RUN/task-$t, --seed $((7 + t))" || fail "job F task $t: wrong arguments"
+  grep -qs "array task $t" "$WORK/submit/adebert-array-${job_f}_$t.out" \
+    && pass "job F task $t: log adebert-array-${job_f}_$t.out (%x-%A_%a)" || fail "job F task $t: no log $WORK/submit/adebert-array-${job_f}_$t.out"
+done
+
+# ---- job G: requeued, no checkpoint: refused, not restarted from scratch
+out_g="$WORK/out/$job_g.out"
+echo "---- job $job_g output"; cat "$out_g" 2>/dev/null
+st=$(job_field "$job_g" JobState); ec=$(job_field "$job_g" ExitCode); rs=$(job_field "$job_g" Restarts)
+[ "$st" = FAILED ] && [ "$ec" = 1:0 ] && [ "$rs" = 0 ] && pass "job G: failed with exit 1 (not 75), not requeued" \
+  || fail "job G: state $st, exit $ec, Restarts=$rs (want FAILED, 1:0, 0)"
+grep -qs "requeued job (SLURM_RESTART_COUNT=1) but no checkpoint in $WORK/runG" "$out_g" \
+  && [ ! -e "$WORK/runG/metrics.jsonl" ] && pass "job G: one clear line, nothing trained" || fail "job G: no refusal line / trained anyway"
+
+# ---- job H: exit 75 under a signal storm -> requeued once -> completed
+out_h="$WORK/out/$job_h.out"
+echo "---- job $job_h output"; cat "$out_h" 2>/dev/null
+st=$(job_field "$job_h" JobState); ec=$(job_field "$job_h" ExitCode); rs=$(job_field "$job_h" Restarts)
+[ $storm -eq 1 ] && pass "job H: the storm ran" || fail "job H: no storm (batch shell not found)"
+[ "$st" = COMPLETED ] && [ "$ec" = 0:0 ] && [ "$rs" = 1 ] && pass "job H: exit 75 kept under the storm, requeued once, completed" \
+  || fail "job H: state $st, exit $ec, Restarts=$rs (want COMPLETED, 0:0, 1)"
+grep -qs "signals received: [0-9]* TERM, [0-9]* USR1" "$out_h" && pass "job H: the batch shell counted the signals" \
+  || fail "job H: no signal count in its log"
+
+# ---- job I: 2 ranks, 1 GPU -> refused naming both counts
+out_i="$WORK/out/$job_i.out"
+echo "---- job $job_i output"; cat "$out_i" 2>/dev/null
+st=$(job_field "$job_i" JobState); ec=$(job_field "$job_i" ExitCode)
+[ "$st" = FAILED ] && [ "$ec" != 75:0 ] && pass "job I: failed ($ec)" || fail "job I: state $st, exit $ec"
+[ "$(grep -c "2 ranks on one node but 1 GPU(s) visible to each" "$out_i" 2>/dev/null)" = 1 ] \
+  && pass "job I: one line naming 2 ranks and 1 GPU" || fail "job I: no ranks-vs-GPUs line"
 
 echo "$((checks - fails)) passed, $fails failed"
 [ "$fails" -eq 0 ] && [ "$checks" -gt 0 ]
