@@ -189,7 +189,7 @@ def expand(sp):
                     for k in sorted(t2):
                         cmd += _flag(k, t2[k])
                 elif r["kind"] == "linear":
-                    cmd = ["python3", _path("experiments/baselines/linear.py"), "--data", split_dir(sp, p),
+                    cmd = ["/usr/bin/python3", _path("experiments/baselines/linear.py"), "--data", split_dir(sp, p),
                            "--out", rd]
                 else:
                     cmd = [os.environ.get("ADEBERT_REF_PYTHON", os.path.expanduser("~/.cache/adebert-venv/bin/python")),

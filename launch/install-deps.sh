@@ -14,6 +14,7 @@ PKGS=(
   libdnnl-dev libblis-openmp-dev libopenblas-dev
   slurm-wlm munge  # tests/slurm: a single-node Slurm 22.05 cluster (srun --mpi=pmix)
   python3-torch python3-venv  # tests/cli/hf_reload.sh (+ the venv below): ~190 MB download
+  python3-sklearn python3-optuna python3-matplotlib  # experiments/: baselines, HPO, report plots
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -33,13 +34,14 @@ fi
 # looks here (or at $ADEBERT_REF_PYTHON). /usr/bin/python3 on purpose: the venv must
 # see Debian's dist-packages, which another python3 on PATH (pyenv, conda) does not.
 VENV="${ADEBERT_VENV:-${HOME:-/tmp}/.cache/adebert-venv}"
-if "$VENV/bin/python" -c "import torch, transformers, safetensors, tokenizers" >/dev/null 2>&1; then
+if "$VENV/bin/python" -c "import torch, transformers, safetensors, tokenizers, accelerate" >/dev/null 2>&1; then
   echo "install-deps: $VENV ready"
 else
-  echo "install-deps: making $VENV (transformers 4.36.2, safetensors 0.4.1, tokenizers 0.15.2)"
+  echo "install-deps: making $VENV (transformers 4.36.2, safetensors 0.4.1, tokenizers 0.15.2, accelerate 0.25.0)"
   rm -rf "$VENV"
   mkdir -p "$(dirname "$VENV")"
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check transformers==4.36.2 safetensors==0.4.1 tokenizers==0.15.2
-  "$VENV/bin/python" -c "import torch, transformers, safetensors, tokenizers"
+  "$VENV/bin/pip" install -q --disable-pip-version-check transformers==4.36.2 safetensors==0.4.1 tokenizers==0.15.2 \
+    accelerate==0.25.0  # accelerate: HF Trainer (experiments/baselines/hf_peer.py)
+  "$VENV/bin/python" -c "import torch, transformers, safetensors, tokenizers, accelerate"
 fi
