@@ -77,6 +77,21 @@ fi
 same_metrics "$TMP/runs/flags" "$TMP/runs/seed7" && fail "split seed 7 gave the same metrics" ||
   pass "another --split-seed changes the metrics (control)"
 
+# eval of a checkpoint trained on a folder reads the same folder: its test record again
+"$BIN" version >"$TMP/version.txt" 2>&1
+if grep -q "HDF5 .*(checkpoints)" "$TMP/version.txt"; then
+  "$BIN" train --data "$S" "${common[@]/none/epoch}" --out "$TMP/runs/ckpt" >/dev/null 2>&1 ||
+    fail "train on the folder with checkpoints"
+  "$BIN" eval --checkpoint "$TMP/runs/ckpt/best.h5" --json >"$TMP/eval.json" 2>"$TMP/eval.err" ||
+    fail "eval of the folder run: $(cat "$TMP/eval.err")"
+  python3 - "$TMP/eval.json" "$TMP/runs/ckpt/metrics.jsonl" <<'PY' && pass "eval on the folder reproduces the run's test record" || fail "eval differs from the run's test record"
+import json, sys
+e = json.load(open(sys.argv[1]))
+t = [json.loads(l) for l in open(sys.argv[2]) if '"test"' in l][-1]
+sys.exit(0 if all(e[k] == t[k] for k in ("tp", "fp", "tn", "fn", "f1", "roc_auc", "eval_loss")) else 1)
+PY
+fi
+
 # A changed file is refused, naming it, before anything is trained.
 cp -r "$S" "$TMP/changed"
 sed -i '1s/"label":[01]/"label":9/' "$TMP/changed/test.jsonl"
