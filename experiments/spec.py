@@ -137,6 +137,8 @@ def load(path, adebert=None):
             m = r["model"]
             if not m.startswith("fetch:") and m not in ("tiny", "minilm", "base") and not os.path.exists(_path(m)):
                 raise SpecError(f"{where}: model {m!r} does not exist")
+            if r.get("casing", "cased") not in ("cased", "lowercase"):
+                raise SpecError(f"{where}: casing must be cased or lowercase")
             if m in ("tiny", "minilm", "base"):
                 if "vocab" not in r or r.get("casing") not in ("cased", "lowercase"):
                     raise SpecError(f"{where}: preset {m} needs vocab and casing (cased|lowercase)")
@@ -182,8 +184,10 @@ def expand(sp):
                     cmd = [sp["adebert"], "train", "--data", data, "--view", pr["view"], "--split", pr["split"],
                            "--split-seed", str(pr["split_seed"]), "--val-fraction", str(pr["val_fraction"]),
                            "--model", resolve_model(r["model"]), "--seed", str(s), "--out", rd]
-                    if r["model"] in ("tiny", "minilm", "base"):
-                        cmd += ["--vocab", _path(r["vocab"]), "--" + r["casing"]]
+                    if "vocab" in r:
+                        cmd += ["--vocab", _path(r["vocab"])]
+                    if "casing" in r:
+                        cmd += ["--" + r["casing"]]
                     t2 = dict(t)
                     t2.setdefault("keep_last", 1)
                     for k in sorted(t2):
@@ -205,7 +209,9 @@ def expand(sp):
 
 
 def run_state(job):
-    if os.path.exists(os.path.join(job["run_dir"], "DONE")):
+    # DONE: written by experiments/run when the command exited 0; done.json: written by
+    # adebert train itself at the end of its schedule (runs that Slurm array tasks ran)
+    if any(os.path.exists(os.path.join(job["run_dir"], f)) for f in ("DONE", "done.json")):
         return "done"
     if os.path.isdir(job["run_dir"]):
         return "started"
