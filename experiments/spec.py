@@ -326,7 +326,6 @@ def adebert_cmd(sp, r, protocol, seed, rd, train):
 
 def expand(sp):
     jobs = []
-    data = os.path.normpath(_path(sp["data"]))
     for r in sp["rows"]:
         protocols = r.get("protocols", sp["protocols"])
         seeds = r.get("seeds", sp["seeds"])
