@@ -16,7 +16,8 @@
 #   - every pruned trial's adebert exited 75 on the SIGTERM (checkpoint saved: a
 #     ckpt-step*.h5 in its run directory, "stopped by a signal" in its log);
 #   - `experiments/hpo SPEC best` writes the best-row spec: one row, >= 5 seeds,
-#     honest and study protocols, that experiments/run expands into 10 runs;
+#     honest and study protocols, that experiments/run expands into 10 runs and runs,
+#     and experiments/report tabulates on test (n=5/5 per protocol);
 #   - a spec with an unknown hpo key: one error line, exit 2, no job submitted.
 # The cluster is taken down at the end, also on failure. Needs root, slurm-wlm,
 # munge, /usr/bin/python3 with python3-optuna. KEEP=1 keeps the work directory.
@@ -216,6 +217,16 @@ PY
   [ -z "$why" ] && pass "best: wrote the best-row spec (1 row, >= 5 seeds, honest + study)" || fail "best spec: $why"
   nrun=$(ADEBERT="$BIN" "$SRC/experiments/run" "$WORK/best.json" --dry-run 2>/dev/null | grep -c ' train ')
   [ "$nrun" = 10 ] && pass "experiments/run expands the best-row spec into 10 runs" || fail "experiments/run: $nrun runs"
+  # ... and runs them (5 seeds x honest/study, tiny: a few seconds each), then the table
+  if ADEBERT="$BIN" "$SRC/experiments/run" "$WORK/best.json" --lanes 2 --threads 1 >"$WORK/best-run.log" 2>&1 \
+     && "$SRC/experiments/report" "$WORK/best.json" --out "$WORK/report" --no-plot >"$WORK/report.log" 2>&1; then
+    grep -E '^\| tiny-hpo \| (honest|study) \| 5/5 \|' "$WORK/report/table.md"
+    [ "$(grep -cE '^\| tiny-hpo \| (honest|study) \| 5/5 \| [0-9.]+ ± [0-9.]+ \|' "$WORK/report/table.md")" = 2 ] \
+      && pass "experiments/run + report: the best row on test, honest and study, n=5/5 each" \
+      || fail "report table: $(cat "$WORK/report/table.md")"
+  else
+    fail "experiments/run or report on the best spec failed: $(tail -5 "$WORK/best-run.log" "$WORK/report.log")"
+  fi
 else
   fail "experiments/hpo best failed"
 fi
