@@ -8,6 +8,7 @@ A spec is a JSON object:
   protocols  any of "honest", "study" (both by default)
   train      adebert train options for every row (flag names with '_': epochs, lr, ...)
   rows       [{name, kind: adebert|linear|hf, model, vocab, casing, train: {...}}]
+  hpo        hyperparameter search of one row (experiments/hpo; check_hpo below)
 A model "fetch:NAME" is io/fetch-model.sh NAME, installed under models/NAME.
 """
 import json
@@ -144,7 +145,150 @@ def load(path, adebert=None):
                     raise SpecError(f"{where}: preset {m} needs vocab and casing (cased|lowercase)")
                 if not os.path.isfile(_path(r["vocab"])):
                     raise SpecError(f"{where}: vocab {r['vocab']!r} does not exist")
+    if "hpo" in sp:
+        sp["hpo"] = check_hpo(sp, path)
     return sp
+
+
+# The "hpo" object (experiments/hpo; experiments/README.md, "Hyperparameter search"):
+#   row        the adebert row whose configuration is searched [the only adebert row]
+#   protocol   "honest" (the only one: the objective is validation F1, and the study
+#              protocol has no validation set)
+#   seed       model seed of every trial; sampler seed of worker W = seed + W [1]
+#   n_trials   trials in all, over all workers [40]
+#   parallel   workers (trials at a time) for `local` and `submit` [4]
+#   space      {param: {"low": L, "high": H[, "log": true]} | {"choices": [...]}};
+#              params: the train keys in SPACE_KEYS; integer params take integer bounds
+#   pruner     {"kind": hyperband|successive_halving|none, "min_resource": 1,
+#               "reduction_factor": 3, "bootstrap_count": 0 (successive_halving)}
+#   startup_trials  TPE's random trials before it models [10]
+#   enqueue    [{param: value}]: configurations tried first, in order (e.g. the row's own)
+#   best_seeds seeds of the best configuration's row in <name>-best.json [1..5] (>= 5)
+HPO_KEYS = {"row", "protocol", "seed", "n_trials", "parallel", "space", "pruner", "startup_trials", "enqueue",
+            "best_seeds", "comment"}
+SPACE_KEYS = {"lr": float, "weight_decay": float, "warmup_ratio": float, "grad_clip": float,
+              "batch_size": int, "epochs": int, "max_seq_len": int}
+PRUNER_KEYS = {"kind", "min_resource", "reduction_factor", "bootstrap_count"}
+PRUNERS = ("hyperband", "successive_halving", "none")
+
+
+def _num(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def check_hpo(sp, path):
+    """Validates and fills in sp["hpo"]; returns it. One SpecError line per problem."""
+    h = sp["hpo"]
+    w = f"{path}: hpo"
+    if not isinstance(h, dict):
+        raise SpecError(f"{w}: must be an object")
+    unknown = set(h) - HPO_KEYS
+    if unknown:
+        raise SpecError(f"{w}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(HPO_KEYS))})")
+    h = dict(h)
+    adebert_rows = [r["name"] for r in sp["rows"] if r["kind"] == "adebert"]
+    if "row" not in h:
+        if len(adebert_rows) != 1:
+            raise SpecError(f"{w}: row missing (the adebert row to search; rows: {', '.join(adebert_rows) or 'none'})")
+        h["row"] = adebert_rows[0]
+    if h["row"] not in adebert_rows:
+        raise SpecError(f"{w}: row {h['row']!r} is not an adebert row of this spec "
+                        f"(adebert rows: {', '.join(adebert_rows) or 'none'})")
+    h.setdefault("protocol", "honest")
+    if h["protocol"] != "honest":
+        raise SpecError(f"{w}: protocol must be \"honest\" (the objective is validation F1; "
+                        f"{h['protocol']!r} has no validation set)" if h["protocol"] in PROTOCOLS else
+                        f"{w}: unknown protocol {h['protocol']!r} (the search uses \"honest\")")
+    for k, default, lo in (("seed", 1, 0), ("n_trials", 40, 1), ("parallel", 4, 1), ("startup_trials", 10, 0)):
+        h.setdefault(k, default)
+        if not isinstance(h[k], int) or isinstance(h[k], bool) or h[k] < lo:
+            raise SpecError(f"{w}: {k} must be an integer >= {lo}, not {h[k]!r}")
+    h.setdefault("best_seeds", [1, 2, 3, 4, 5])
+    bs = h["best_seeds"]
+    if (not isinstance(bs, list) or len(bs) < 5 or len(set(map(str, bs))) != len(bs)
+            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in bs)):
+        raise SpecError(f"{w}: best_seeds must be a list of at least 5 distinct non-negative integers")
+
+    space = h.get("space")
+    if not isinstance(space, dict) or not space:
+        raise SpecError(f"{w}: space must be a non-empty object of parameters "
+                        f"({', '.join(sorted(SPACE_KEYS))})")
+    for k, d in space.items():
+        ws = f"{w}.space.{k}"
+        if k not in SPACE_KEYS:
+            raise SpecError(f"{ws}: unknown parameter (known: {', '.join(sorted(SPACE_KEYS))})")
+        typ = SPACE_KEYS[k]
+        if not isinstance(d, dict):
+            raise SpecError(f"{ws}: must be {{\"low\": L, \"high\": H[, \"log\": true]}} or {{\"choices\": [...]}}")
+        if "choices" in d:
+            if set(d) != {"choices"}:
+                raise SpecError(f"{ws}: choices takes no other keys (got {', '.join(sorted(set(d) - {'choices'}))})")
+            c = d["choices"]
+            if not isinstance(c, list) or not c:
+                raise SpecError(f"{ws}: choices must be a non-empty list")
+            for v in c:
+                zero_ok = k in ("weight_decay", "warmup_ratio", "grad_clip")
+                if not _num(v) or (typ is int and not isinstance(v, int)) or v < 0 or (v == 0 and not zero_ok):
+                    raise SpecError(f"{ws}: choice {v!r} is not a valid {'integer' if typ is int else 'number'}"
+                                    f"{'' if k in ('weight_decay', 'warmup_ratio', 'grad_clip') else ' > 0'}")
+            if len(set(c)) != len(c):
+                raise SpecError(f"{ws}: choices repeat a value")
+            continue
+        extra = set(d) - {"low", "high", "log"}
+        if extra:
+            raise SpecError(f"{ws}: unknown key {sorted(extra)[0]!r} (a range has low, high, log; a list has choices)")
+        if "low" not in d or "high" not in d:
+            raise SpecError(f"{ws}: a range needs low and high")
+        lo_, hi_ = d["low"], d["high"]
+        if not _num(lo_) or not _num(hi_):
+            raise SpecError(f"{ws}: low and high must be numbers")
+        if typ is int and not (isinstance(lo_, int) and isinstance(hi_, int)):
+            raise SpecError(f"{ws}: an integer parameter takes integer low and high")
+        if not lo_ < hi_:
+            raise SpecError(f"{ws}: low ({lo_}) must be below high ({hi_})")
+        if not isinstance(d.get("log", False), bool):
+            raise SpecError(f"{ws}: log must be true or false")
+        if d.get("log") and lo_ <= 0:
+            raise SpecError(f"{ws}: a log range needs low > 0 (got {lo_})")
+        if lo_ < 0 or (k in ("lr", "batch_size", "epochs", "max_seq_len") and lo_ <= 0):
+            raise SpecError(f"{ws}: low ({lo_}) out of range for {k}")
+        if k == "warmup_ratio" and hi_ > 1:
+            raise SpecError(f"{ws}: high ({hi_}) above 1 for a ratio")
+    h["space"] = space
+
+    pr = dict(h.get("pruner", {}))
+    if not isinstance(h.get("pruner", {}), dict):
+        raise SpecError(f"{w}.pruner: must be an object")
+    unknown = set(pr) - PRUNER_KEYS
+    if unknown:
+        raise SpecError(f"{w}.pruner: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(PRUNER_KEYS))})")
+    pr.setdefault("kind", "hyperband")
+    if pr["kind"] not in PRUNERS:
+        raise SpecError(f"{w}.pruner: unknown kind {pr['kind']!r} (known: {', '.join(PRUNERS)})")
+    for k, default, lo in (("min_resource", 1, 1), ("reduction_factor", 3, 2), ("bootstrap_count", 0, 0)):
+        pr.setdefault(k, default)
+        if not isinstance(pr[k], int) or isinstance(pr[k], bool) or pr[k] < lo:
+            raise SpecError(f"{w}.pruner: {k} must be an integer >= {lo}, not {pr[k]!r}")
+    if pr["bootstrap_count"] and pr["kind"] != "successive_halving":
+        raise SpecError(f"{w}.pruner: bootstrap_count is a successive_halving setting")
+    h["pruner"] = pr
+
+    enq = h.setdefault("enqueue", [])
+    if not isinstance(enq, list):
+        raise SpecError(f"{w}.enqueue: must be a list of {{param: value}} objects")
+    for i, e in enumerate(enq):
+        we = f"{w}.enqueue[{i}]"
+        if not isinstance(e, dict) or not e:
+            raise SpecError(f"{we}: must be a non-empty {{param: value}} object")
+        for k, v in e.items():
+            if k not in space:
+                raise SpecError(f"{we}: {k!r} is not a parameter of the space")
+            d = space[k]
+            ok = (v in d["choices"]) if "choices" in d else (
+                _num(v) and d["low"] <= v <= d["high"] and (SPACE_KEYS[k] is float or isinstance(v, int)))
+            if not ok:
+                raise SpecError(f"{we}: {k}={v!r} is outside the space ({json.dumps(d)})")
+    return h
 
 
 def row_train(sp, r):
@@ -167,9 +311,25 @@ def _flag(k, v):
     return [f"--{k.replace('_', '-')}", str(v)]
 
 
+def adebert_cmd(sp, r, protocol, seed, rd, train):
+    """`adebert train` for row r under a protocol: its flags, then the train options."""
+    pr = PROTOCOLS[protocol]
+    cmd = [sp["adebert"], "train", "--data", os.path.normpath(_path(sp["data"])), "--view", pr["view"],
+           "--split", pr["split"], "--split-seed", str(pr["split_seed"]), "--val-fraction", str(pr["val_fraction"]),
+           "--model", resolve_model(r["model"]), "--seed", str(seed), "--out", rd]
+    if "vocab" in r:
+        cmd += ["--vocab", _path(r["vocab"])]
+    if "casing" in r:
+        cmd += ["--" + r["casing"]]
+    t2 = dict(train)
+    t2.setdefault("keep_last", 1)
+    for k in sorted(t2):
+        cmd += _flag(k, t2[k])
+    return cmd
+
+
 def expand(sp):
     jobs = []
-    data = os.path.normpath(_path(sp["data"]))
     for r in sp["rows"]:
         protocols = r.get("protocols", sp["protocols"])
         seeds = r.get("seeds", sp["seeds"])
@@ -181,17 +341,7 @@ def expand(sp):
             for s in seeds:
                 rd = run_dir(sp, r["name"], p, s)
                 if r["kind"] == "adebert":
-                    cmd = [sp["adebert"], "train", "--data", data, "--view", pr["view"], "--split", pr["split"],
-                           "--split-seed", str(pr["split_seed"]), "--val-fraction", str(pr["val_fraction"]),
-                           "--model", resolve_model(r["model"]), "--seed", str(s), "--out", rd]
-                    if "vocab" in r:
-                        cmd += ["--vocab", _path(r["vocab"])]
-                    if "casing" in r:
-                        cmd += ["--" + r["casing"]]
-                    t2 = dict(t)
-                    t2.setdefault("keep_last", 1)
-                    for k in sorted(t2):
-                        cmd += _flag(k, t2[k])
+                    cmd = adebert_cmd(sp, r, p, s, rd, t)
                 elif r["kind"] == "linear":
                     cmd = ["/usr/bin/python3", _path("experiments/baselines/linear.py"), "--data", split_dir(sp, p),
                            "--out", rd]
