@@ -166,6 +166,8 @@ typedef struct {
     uint64_t next_id;
     uint8_t token_hash[SHA256_DIGEST_SIZE];
     int has_token;
+    int listening;          /* before: libmicrohttpd's messages are kept for the one error line */
+    char start_log[256];
     srv_metrics m;
 } srv;
 
@@ -492,7 +494,8 @@ static void *batcher_main(void *arg)
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
-        if (s->pending < B && !s->stop_batcher) {
+        /* draining: no one else is coming, so no reason to wait for a fuller batch */
+        if (s->pending < B && !s->stop_batcher && !s->draining) {
             double wake = s->head->arrival + max_wait;
             if (s->head->deadline < wake)
                 wake = s->head->deadline;
@@ -810,6 +813,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
+    srv *s = cls;
+    pthread_mutex_lock(&s->mu);
+    int listening = s->listening;
+    if (!listening && !s->start_log[0])
+        snprintf(s->start_log, sizeof s->start_log, "%s", line);
+    pthread_mutex_unlock(&s->mu);
+    if (!listening)
+        return;
     fprintf(stderr, "adebert serve: libmicrohttpd: %s\n", line);
 }
 
@@ -1093,10 +1104,16 @@ int cmd_serve(int argc, char **argv)
                          MHD_OPTION_ARRAY, s->tls ? tls_opts : tls_opts + 3,
                          MHD_OPTION_END);
     if (!d) {
-        cli_error("serve", "could not listen on %s port %u%s", o->host, o->port,
-                  s->tls ? " (port in use, or the TLS certificate/key are not a valid PEM pair)" : " (port in use?)");
+        if (s->start_log[0])
+            cli_error("serve", "could not listen on %s port %u: %s", o->host, o->port, s->start_log);
+        else
+            cli_error("serve", "could not listen on %s port %u%s", o->host, o->port,
+                      s->tls ? " (port in use, or the TLS certificate/key are not a valid PEM pair)" : " (port in use?)");
         goto done;
     }
+    pthread_mutex_lock(&s->mu);
+    s->listening = 1;
+    pthread_mutex_unlock(&s->mu);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     unsigned port = di ? di->port : o->port;
     fprintf(stderr,
@@ -1112,6 +1129,7 @@ int cmd_serve(int argc, char **argv)
     /* drain: no new connections; requests already begun are answered */
     pthread_mutex_lock(&s->mu);
     s->draining = 1;
+    pthread_cond_signal(&s->cv);
     size_t left = s->inflight;
     pthread_mutex_unlock(&s->mu);
     fprintf(stderr, "adebert serve: %s: draining %zu request%s in flight\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
