@@ -24,6 +24,7 @@ static const char *const usage =
     "  train        fine-tune a BERT classifier, data-parallel over MPI ranks, per-epoch F1\n"
     "  eval         metrics of a checkpoint on its recorded split (or any corpus)\n"
     "  predict      text lines in, one JSON line each out (label, p_adverse_event)\n"
+    "  serve        HTTPS inference endpoint (SageMaker/HF JSON), dynamic batching\n"
     "  import       a Hugging Face model directory -> an adebert checkpoint\n"
     "  export       an adebert checkpoint -> a Hugging Face model directory\n"
     "  bench        time training steps (ms/step, tokens/s, GFLOP/s, peak memory)\n"
@@ -94,6 +95,8 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "predict"))
         return cmd_predict(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "import"))
         return cmd_import(argc - 1, argv + 1);
     if (!strcmp(cmd, "export"))

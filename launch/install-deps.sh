@@ -10,6 +10,7 @@ PKGS=(
   libutf8proc-dev libcjson-dev zlib1g-dev libcmocka-dev nettle-dev
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
+  libmicrohttpd-dev libgnutls28-dev openssl  # adebert serve (HTTPS); tests/cli/serve.sh makes a test CA
   gnuplot-nox
   libdnnl-dev libblis-openmp-dev libopenblas-dev
   slurm-wlm munge  # tests/slurm: a single-node Slurm 22.05 cluster (srun --mpi=pmix)
