@@ -208,7 +208,8 @@ void dist_sampler_plan_free(dist_epoch_plan *plan)
 }
 
 int dist_sampler_plan(dist_epoch_plan *plan, const uint32_t *rows, size_t n_rows, const uint64_t *offsets,
-                      size_t batch_size, uint64_t seed, uint64_t epoch, char err[DIST_ERRLEN])
+                      size_t batch_size, int group_by_length, uint64_t seed, uint64_t epoch,
+                      char err[DIST_ERRLEN])
 {
     if (!plan) return fail(err, "sampler: NULL output");
     memset(plan, 0, sizeof *plan);
@@ -221,6 +222,7 @@ int dist_sampler_plan(dist_epoch_plan *plan, const uint32_t *rows, size_t n_rows
         len[i] = l > UINT32_MAX ? UINT32_MAX : (uint32_t)l;
     }
     dist_sampler_config cfg = dist_sampler_defaults(batch_size, seed);
+    cfg.group_by_length = group_by_length != 0;
     dist_epoch e;
     int rc = dist_sampler_epoch(&cfg, len, n_rows, epoch, &e, err);
     free(len);

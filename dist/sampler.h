@@ -77,7 +77,7 @@ int dist_sampler_rank_slice(const dist_epoch *e, size_t batch, size_t rank, size
 
 /* The trainer's view: one epoch over a subset of corpus rows (a split's train
  * list), lengths taken from the CSR token offsets (row i has offsets[i+1] -
- * offsets[i] tokens), default grouping (dist_sampler_defaults). order holds corpus
+ * offsets[i] tokens), grouping as asked (otherwise dist_sampler_defaults). order holds corpus
  * row ids, rows[] permuted; global batch b is order[batch_start[b] ..
  * batch_start[b+1]). Same order as dist_sampler_epoch over positions 0..n_rows-1
  * mapped through rows[]. */
@@ -91,7 +91,8 @@ typedef struct {
 } dist_epoch_plan;
 
 int dist_sampler_plan(dist_epoch_plan *plan, const uint32_t *rows, size_t n_rows, const uint64_t *offsets,
-                      size_t batch_size, uint64_t seed, uint64_t epoch, char err[DIST_ERRLEN]);
+                      size_t batch_size, int group_by_length, uint64_t seed, uint64_t epoch,
+                      char err[DIST_ERRLEN]);
 /* Accepts a zeroed or already-freed plan. */
 void dist_sampler_plan_free(dist_epoch_plan *plan);
 

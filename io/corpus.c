@@ -576,6 +576,8 @@ static int read_jsonl(const char *path, builder *b, char err[IO_ERRLEN]) {
         }
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "text");
         const cJSON *l = cJSON_GetObjectItemCaseSensitive(obj, "label");
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(obj, "group");
+        int64_t group = cJSON_IsNumber(g) && g->valuedouble >= 0 && g->valuedouble < 9e15 ? (int64_t)g->valuedouble : -1;
         int label = -1;
         if (!cJSON_IsString(t) || !t->valuestring) {
             rc = io_fail(err, "%s:%zu: missing string field \"text\"", path, line);
@@ -595,7 +597,7 @@ static int read_jsonl(const char *path, builder *b, char err[IO_ERRLEN]) {
             if (utf8_invalid_at((const unsigned char *)t->valuestring, tl) != tl)
                 rc = io_fail(err, "%s:%zu: invalid UTF-8 in \"text\"", path, line);
             else
-                rc = builder_add(b, t->valuestring, tl, label, -1, path, line, err);
+                rc = builder_add(b, t->valuestring, tl, label, group, path, line, err);
         }
         cJSON_Delete(obj);
     }
@@ -754,7 +756,8 @@ int io_corpus_load(const char *path, io_view view, io_corpus *out, char err[IO_E
     if (!path) return io_fail(err, "io_corpus_load: null path");
     struct stat st;
     if (stat(path, &st) != 0) return io_fail(err, "%s: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode)) return io_corpus_load_ade(path, view, out, err);
+    if (S_ISDIR(st.st_mode))
+        return io_splitdir_is(path) ? io_splitdir_load(path, out, err) : io_corpus_load_ade(path, view, out, err);
     return io_corpus_load_file(path, view, out, err);
 }
 

@@ -106,6 +106,32 @@ typedef struct {
 
 int io_split_leakage(const io_corpus *c, const io_split *s, io_leakage *out, char err[IO_ERRLEN]);
 
+/* ----------------------------------------------------------- split folders */
+
+/* `adebert data split` folders: train.jsonl, val.jsonl, test.jsonl (one object per
+ * row: "id" = row index in the view, "text", "label", "group" = PubMed id or -1;
+ * files 0600) and manifest.json (the options, and per file its rows, positives and
+ * sha256). Train, eval and the baselines read the same rows from it. */
+#define IO_SPLITDIR_MANIFEST "manifest.json"
+
+/* 1 when path is a directory holding manifest.json. */
+int io_splitdir_is(const char *path);
+/* Verifies every file against the manifest's sha256, then loads train, val and test,
+ * in that order, as one corpus (io_corpus_load does this for such a folder). */
+int io_splitdir_load(const char *dir, io_corpus *out, char err[IO_ERRLEN]);
+/* The folder's split of a corpus io_splitdir_load made (n_rows rows): consecutive
+ * ranges, train then val then test. */
+int io_splitdir_split(const char *dir, size_t n_rows, io_split *out, char err[IO_ERRLEN]);
+/* {"manifest": sha256 of manifest.json, "train": ..., "val": ..., "test": ...} as
+ * a malloc'd JSON text, to record with a run. */
+int io_splitdir_hashes(const char *dir, char **json, char err[IO_ERRLEN]);
+/* Writes the folder: a temporary sibling, fsync'd files, renamed into place; dir
+ * must not exist. options_json (an object) is copied into the manifest. */
+int io_splitdir_write(const char *dir, const io_corpus *c, const io_split *s, const char *options_json,
+                      char err[IO_ERRLEN]);
+/* sha256 of a file as 64 lowercase hex digits. */
+int io_sha256_file(const char *path, char hex[65], char err[IO_ERRLEN]);
+
 /* --------------------------------------------------------------- tokenizer */
 
 /* A WordPiece vocabulary: token id = 0-based line number. Loading fails when

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -165,4 +166,24 @@ int cli_write_file(const char *path, const void *data, size_t len, char *err, si
         return -1;
     }
     return cli_outfile_commit(&t, err, errlen);
+}
+
+int cli_mkdir_parents(const char *path, char *err, size_t errlen)
+{
+    char parent[4096];
+    if ((size_t)snprintf(parent, sizeof parent, "%s", path) >= sizeof parent) {
+        snprintf(err, errlen, "%.400s: path too long", path);
+        return -1;
+    }
+    for (char *p = parent + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(parent, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create %.400s: %s", parent, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    return 0;
 }

@@ -42,6 +42,10 @@ void cli_outfile_abort(cli_outfile *t);
 /* The same for `len` bytes in one go. */
 int cli_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
+/* Creates the missing parent directories of path (mode 0700), as mkdir -p would:
+ * run directories and split folders may be nested anywhere. */
+int cli_mkdir_parents(const char *path, char *err, size_t errlen);
+
 /* getopt_long with argv[0] named after the subcommand, errors reported as one line. */
 struct option;
 int cli_getopt(int argc, char **argv, const char *cmd, const char *shortopts, const struct option *longopts);

@@ -277,14 +277,146 @@ done:
     return rc;
 }
 
+static const char *const split_usage =
+    "usage: adebert data split --out DIR [--data DIR|FILE] [--view hf|dedup]\n"
+    "                          [--split random|stratified|grouped] [--seed N]\n"
+    "                          [--val-fraction F] [--test-fraction F]\n"
+    "\n"
+    "Writes the rows of one split as DIR/train.jsonl, val.jsonl and test.jsonl (one\n"
+    "object per row: id = row index in the view, text, label, group = PubMed id) and\n"
+    "DIR/manifest.json (the options, rows, positives and sha256 of each file). `train\n"
+    "--data DIR` and `eval --data DIR` read such a folder (its hashes are checked and\n"
+    "recorded with the run), and so do the baselines in experiments/baselines: every\n"
+    "side can be shown to have used the same rows. DIR is created 0700, files 0600\n"
+    "(the text may be patient data), written under a temporary name and renamed.\n"
+    "\n"
+    "  --out DIR          the folder to create (must not exist)\n"
+    "  --data DIR|FILE    corpus [the compiled-in ADE corpus]\n"
+    "  --view hf|dedup    [hf]\n"
+    "  --split KIND       random | stratified | grouped [random]\n"
+    "  --seed N           split seed [42]\n"
+    "  --val-fraction F   share of train held out for validation [0.1]; 0: none\n"
+    "  --test-fraction F  share of all rows in test [0.2]\n";
+
+static int data_split(int argc, char **argv)
+{
+    const char *data = NULL, *out = NULL;
+    io_view view = IO_VIEW_HF;
+    io_split_kind split = IO_SPLIT_RANDOM;
+    uint64_t seed = 42;
+    double val_fraction = 0.1, test_fraction = 0.2;
+    enum { OPT_TEST = 300 };
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},   {"view", required_argument, NULL, 'v'},
+        {"split", required_argument, NULL, 's'},  {"seed", required_argument, NULL, 'S'},
+        {"val-fraction", required_argument, NULL, OPT_VAL},
+        {"test-fraction", required_argument, NULL, OPT_TEST},
+        {"out", required_argument, NULL, 'o'},    {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0}};
+    optind = 1;
+    int ch;
+    while ((ch = cli_getopt(argc, argv, "data split", ":h", opts)) != -1) {
+        switch (ch) {
+        case 'd': data = optarg; break;
+        case 'o': out = optarg; break;
+        case 'v':
+            if (io_view_parse(optarg, &view)) {
+                cli_error("data split", "--view must be hf or dedup, not '%s'", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 's':
+            if (io_split_parse(optarg, &split)) {
+                cli_error("data split", "--split must be random, stratified or grouped, not '%s'", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 'S':
+            if (cli_parse_u64(optarg, &seed)) {
+                cli_error("data split", "--seed must be a non-negative integer, not '%s'", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case OPT_VAL:
+        case OPT_TEST:
+            if (cli_parse_fraction(optarg, ch == OPT_VAL ? &val_fraction : &test_fraction) ||
+                (ch == OPT_TEST && test_fraction <= 0)) {
+                cli_error("data split", "--%s must be a number in %s, not '%s'",
+                          ch == OPT_VAL ? "val-fraction" : "test-fraction", ch == OPT_VAL ? "[0, 1)" : "(0, 1)",
+                          optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 'h': fputs(split_usage, stdout); return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_error("data split", "unexpected argument '%s' (see --help)", argv[optind]);
+        return CLI_USAGE;
+    }
+    if (!out) {
+        cli_error("data split", "--out DIR is required (see --help)");
+        return CLI_USAGE;
+    }
+    data = cli_data_dir(data);
+    char err[IO_ERRLEN];
+    io_corpus c = {0};
+    io_split s = {0};
+    int rc = CLI_FAIL;
+    if (io_splitdir_is(data)) {
+        cli_error("data split", "%s is already a split folder", data);
+        return CLI_USAGE;
+    }
+    if (io_corpus_load(data, view, &c, err) ||
+        io_split_make(&c, split, seed, test_fraction, val_fraction, &s, err)) {
+        cli_error("data split", "%s", err);
+        goto done;
+    }
+    char opts_json[1400];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "data", data);
+    cJSON_AddStringToObject(o, "view", io_view_name(view));
+    cJSON_AddStringToObject(o, "split", io_split_name(split));
+    snprintf(opts_json, sizeof opts_json, "%llu", (unsigned long long)seed);
+    cJSON_AddStringToObject(o, "seed", opts_json);
+    cJSON_AddNumberToObject(o, "test_fraction", test_fraction);
+    cJSON_AddNumberToObject(o, "val_fraction", val_fraction);
+    io_leakage lk;
+    if (io_split_leakage(&c, &s, &lk, err) == 0) {
+        cJSON *l = cJSON_AddObjectToObject(o, "leakage");
+        cJSON_AddNumberToObject(l, "test_rows_in_train", (double)lk.leaked_test_rows);
+        cJSON_AddNumberToObject(l, "test_positives_in_train", (double)lk.leaked_test_positives);
+        cJSON_AddNumberToObject(l, "test_positives", (double)lk.test_positives);
+    }
+    char *oj = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!oj || cli_mkdir_parents(out, err, sizeof err) || io_splitdir_write(out, &c, &s, oj, err)) {
+        cli_error("data split", "%s", oj ? err : "out of memory");
+        free(oj);
+        goto done;
+    }
+    free(oj);
+    printf("adebert data split: %s view %s, split %s (seed %llu): train %zu, val %zu, test %zu -> %s\n", data,
+           io_view_name(view), io_split_name(split), (unsigned long long)seed, s.n_train, s.n_val, s.n_test, out);
+    rc = CLI_OK;
+done:
+    io_split_free(&s);
+    io_corpus_free(&c);
+    return rc;
+}
+
 int cmd_data(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs("usage: adebert data stats [options]   (adebert data stats --help)\n", argc < 2 ? stderr : stdout);
+        fputs("usage: adebert data stats|split [options]   (adebert data stats --help, data split --help)\n",
+              argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     if (!strcmp(argv[1], "stats"))
         return data_stats(argc - 1, argv + 1);
-    cli_error("data", "unknown subcommand '%s' (only 'stats')", argv[1]);
+    if (!strcmp(argv[1], "split"))
+        return data_split(argc - 1, argv + 1);
+    cli_error("data", "unknown subcommand '%s' (stats or split)", argv[1]);
     return CLI_USAGE;
 }

@@ -156,9 +156,13 @@ static void print_banner(const trainer_info *in, dist_comm *comm)
 {
     const train_opts *o = in->o;
     char desc[256];
-    printf("adebert train: %s view %s, split %s (seed %llu): train %zu (%zu positive), val %zu, test %zu\n", o->data,
-           io_view_name(o->view), io_split_name(o->split), (unsigned long long)o->seed, in->n_train, in->n_train_pos,
-           in->n_val, in->n_test);
+    if (io_splitdir_is(o->data))
+        printf("adebert train: split folder %s: train %zu (%zu positive), val %zu, test %zu\n", o->data, in->n_train,
+               in->n_train_pos, in->n_val, in->n_test);
+    else
+        printf("adebert train: %s view %s, split %s (seed %llu): train %zu (%zu positive), val %zu, test %zu\n",
+               o->data, io_view_name(o->view), io_split_name(o->split), (unsigned long long)o->split_seed,
+               in->n_train, in->n_train_pos, in->n_val, in->n_test);
     printf("  model %s: %lld layers x %lld hidden, %zu parameters; %s, %s\n", o->model,
            (long long)in->cfg->num_hidden_layers, (long long)in->cfg->hidden_size, in->n_params,
            o->lowercase ? "lowercased" : "cased", o->vocab);

@@ -7,7 +7,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(
   build-essential cmake ninja-build pkg-config git python3 ca-certificates curl
-  libutf8proc-dev libcjson-dev zlib1g-dev libcmocka-dev
+  libutf8proc-dev libcjson-dev zlib1g-dev libcmocka-dev nettle-dev
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
   gnuplot-nox

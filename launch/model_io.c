@@ -14,7 +14,8 @@
 
 int mio_make_split(const io_corpus *c, const mio_data *d, io_split *out, char err[IO_ERRLEN])
 {
-    if (io_split_make(c, d->split, d->seed, d->test_fraction, d->val_fraction, out, err))
+    if (io_splitdir_is(d->data) ? io_splitdir_split(d->data, c->n, out, err)
+                                : io_split_make(c, d->split, d->seed, d->test_fraction, d->val_fraction, out, err))
         return -1;
     if (d->limit > 0)
         io_split_limit(out, (size_t)d->limit, (size_t)(d->limit / 4 > 0 ? d->limit / 4 : 1), d->seed);
@@ -40,6 +41,11 @@ char *mio_data_to_json(const mio_data *d, const char *extra)
     cJSON_AddNumberToObject(o, "limit", (double)d->limit);
     cJSON_AddNumberToObject(o, "max_seq_len", d->max_seq_len);
     cJSON_AddBoolToObject(o, "lowercase", d->lowercase);
+    /* a split folder: its files' sha256, so that runs can be shown to share rows */
+    char *hashes = NULL, herr[IO_ERRLEN];
+    if (io_splitdir_is(d->data) && io_splitdir_hashes(d->data, &hashes, herr) == 0)
+        cJSON_AddItemToObject(o, "split_sha256", cJSON_Parse(hashes));
+    free(hashes);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

@@ -14,7 +14,9 @@ typedef struct {
     double lr, weight_decay, warmup_ratio, grad_clip;
     int64_t warmup_steps; /* -1: from warmup_ratio */
     int batch_size, max_seq_len;
-    uint64_t seed;
+    uint64_t seed;       /* model init, dropout, shuffles */
+    uint64_t split_seed; /* which rows are train/val/test */
+    int group_by_length; /* HF's group_by_length megabatches (off: plain shuffled batches) */
     io_view view;
     io_split_kind split;
     double val_fraction;

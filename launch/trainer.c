@@ -146,10 +146,13 @@ static int write_run_file(const char *dir, const char *name, const char *text, c
     return cli_write_file(path, text, strlen(text), err, errlen);
 }
 
-/* RUN_DIR is created 0700; an existing one is accepted only if it holds no run
- * (or with --resume). */
+/* RUN_DIR is created 0700, and so are missing parents (as HF Trainer's output_dir:
+ * table runners nest run directories); an existing one is accepted only if it holds
+ * no run (or with --resume). */
 static int prepare_run_dir(const char *dir, int resume, char *err, size_t errlen)
 {
+    if (cli_mkdir_parents(dir, err, errlen))
+        return -1;
     if (mkdir(dir, 0700) != 0) {
         if (errno != EEXIST) {
             snprintf(err, errlen, "cannot create run directory %.400s: %s", dir, strerror(errno));
@@ -236,7 +239,7 @@ static mio_data data_settings(const trainer *t)
     snprintf(d.data, sizeof d.data, "%s", t->o.data);
     d.view = t->o.view;
     d.split = t->o.split;
-    d.seed = t->o.seed;
+    d.seed = t->o.split_seed;
     d.test_fraction = 0.2;
     d.val_fraction = t->o.val_fraction;
     d.limit = t->o.limit;
@@ -1071,6 +1074,24 @@ static int open_all(trainer *t, const char *command)
     t->train_json = train_opts_to_json(o);
     if (!t->train_json)
         FAIL("out of memory");
+    if (io_splitdir_is(o->data)) {
+        /* the rows' hashes go with the options (config.json, checkpoints): a resume
+         * over changed files is refused like any other changed option */
+        char *h = NULL, herr[IO_ERRLEN];
+        cJSON *j = cJSON_Parse(t->train_json);
+        if (!j || io_splitdir_hashes(o->data, &h, herr)) {
+            int oom = !j;
+            cJSON_Delete(j);
+            FAIL("%s", oom ? "out of memory" : herr);
+        }
+        cJSON_AddItemToObject(j, "split_sha256", cJSON_Parse(h));
+        free(h);
+        free(t->train_json);
+        t->train_json = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        if (!t->train_json)
+            FAIL("out of memory");
+    }
     t->ls.best_f1 = -1;
     t->ls.best_step = -1;
     t->resumed_from = -1;
@@ -1188,7 +1209,7 @@ int trainer_plan_epoch(trainer *t, int epoch, dist_epoch_plan *plan, char err[TR
 {
     char derr[DIST_ERRLEN];
     if (dist_sampler_plan(plan, t->split.train, t->split.n_train, t->tokens.offsets, (size_t)t->o.batch_size,
-                          t->o.seed, (uint32_t)epoch, derr)) {
+                          t->o.group_by_length, t->o.seed, (uint32_t)epoch, derr)) {
         snprintf(err, TRAINER_ERRLEN, "sampler: %s", derr);
         return -1;
     }

@@ -411,7 +411,7 @@ static void test_plan_over_rows(void **state)
     }
     char err[DIST_ERRLEN];
     dist_epoch_plan plan;
-    assert_int_equal(dist_sampler_plan(&plan, rows, n_rows, offsets, B, 42, 2, err), 0);
+    assert_int_equal(dist_sampler_plan(&plan, rows, n_rows, offsets, B, 1, 42, 2, err), 0);
     dist_sampler_config c = dist_sampler_defaults(B, 42);
     dist_epoch e = epoch_of(&c, len, n_rows, 2);
     assert_int_equal(plan.n, n_rows);
@@ -429,11 +429,28 @@ static void test_plan_over_rows(void **state)
     dist_sampler_plan_free(&plan);
     dist_epoch_free(&e);
 
-    assert_int_equal(dist_sampler_plan(&plan, NULL, 0, NULL, B, 42, 0, err), 0);
+    /* group_by_length = 0: the plain seeded permutation, not the grouped order */
+    assert_int_equal(dist_sampler_plan(&plan, rows, n_rows, offsets, B, 0, 42, 2, err), 0);
+    c.group_by_length = 0;
+    e = epoch_of(&c, NULL, n_rows, 2);
+    int differs_from_grouped = 0;
+    dist_epoch grouped = epoch_of(&(dist_sampler_config){.batch_size = B, .seed = 42, .group_by_length = 1,
+                                                         .longest_first = 1},
+                                  len, n_rows, 2);
+    for (size_t i = 0; i < n_rows; i++) {
+        assert_int_equal(plan.order[i], rows[e.order[i]]);
+        differs_from_grouped |= plan.order[i] != rows[grouped.order[i]];
+    }
+    assert_true(differs_from_grouped);
+    dist_sampler_plan_free(&plan);
+    dist_epoch_free(&e);
+    dist_epoch_free(&grouped);
+
+    assert_int_equal(dist_sampler_plan(&plan, NULL, 0, NULL, B, 1, 42, 0, err), 0);
     assert_int_equal(plan.n_batches, 0);
     assert_int_equal(plan.batch_start[0], 0);
     dist_sampler_plan_free(&plan);
-    assert_int_not_equal(dist_sampler_plan(&plan, rows, n_rows, offsets, 0, 42, 0, err), 0);
+    assert_int_not_equal(dist_sampler_plan(&plan, rows, n_rows, offsets, 0, 1, 42, 0, err), 0);
     assert_null(plan.order);
     assert_null(plan.batch_start);
     free(offsets);
