@@ -359,7 +359,7 @@ int io_hf_tokenizer_config(const char *dir, int *present, int *do_lower_case, ch
 
 /* ------------------------------------------------------------------ export */
 
-char *io_hf_config_json(const io_model_config *c)
+char *io_hf_config_json(const nn_config *c)
 {
     char *base = io_config_to_json(c);
     if (!base)

@@ -97,7 +97,7 @@ int io_hf_tokenizer_config(const char *dir, int *present, int *do_lower_case, ch
  * 2 (LABEL_i otherwise), and torch_dtype float32. tokenizer_config.json:
  * do_lower_case (= strip accents, as adebert's tokenizer does), tokenizer_class
  * BertTokenizer, model_max_length, the special tokens. */
-char *io_hf_config_json(const io_model_config *c);
+char *io_hf_config_json(const nn_config *c);
 char *io_hf_tokenizer_config_json(int lowercase, int64_t model_max_length);
 
 /* vocab.txt: one token per line, token id = line number (path written directly;

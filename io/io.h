@@ -1,5 +1,9 @@
 /* io: bytes <-> meaning. Corpus readers and views, seeded splits with leakage
- * accounting, the BERT WordPiece tokenizer.
+ * accounting, the BERT WordPiece tokenizer, evaluation metrics and metrics.jsonl,
+ * model config (config.json and presets, parsed into nn/config.h's nn_config),
+ * the safetensors reader/writer and the restricted pytorch_model.bin (torchbin)
+ * reader. HDF5 checkpoints and HF folders have their own headers (io/checkpoint.h,
+ * io/hf.h).
  *
  * Contract for every function here:
  *  - returns 0 on success, non-zero on failure; on failure `err` (IO_ERRLEN bytes)
@@ -13,6 +17,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "nn/config.h"
 
 #define IO_ERRLEN 256
 
@@ -297,49 +303,22 @@ void io_metrics_log_free(io_metrics_log *log);
 /* ------------------------------------------- model config and safetensors */
 /* (declared by the model issue: config.json parsing, presets, safetensors reader) */
 
-/* The subset of a Hugging Face BertConfig that adebert implements. */
-typedef struct {
-    int64_t vocab_size;
-    int64_t hidden_size;
-    int64_t num_hidden_layers;
-    int64_t num_attention_heads;
-    int64_t intermediate_size;
-    int64_t max_position_embeddings;
-    int64_t type_vocab_size;
-    int64_t num_labels;        /* from num_labels, or the size of id2label; default 2 */
-    int64_t pad_token_id;      /* default 0 */
-    double layer_norm_eps;     /* default 1e-12 */
-    double hidden_dropout_prob;
-    double attention_probs_dropout_prob;
-    double classifier_dropout; /* < 0: null in config.json => hidden_dropout_prob */
-} io_model_config;
-
-/* Upper bound on parameters adebert accepts from any config (~8 G fp32 values):
- * larger is rejected by validation before anything is allocated. */
-#define IO_MODEL_MAX_PARAMS ((int64_t)2 << 30)
+/* The architecture is nn_config (nn/config.h: plain data and its validator, the one
+ * nn header io includes); io reads it from config.json and presets. */
 
 /* Presets: "tiny" (2x64, 2 heads, 37 FFN; for tests), "minilm" (6x384, 12 heads,
  * 1536), "base" (12x768, 12 heads, 3072). vocab_size 30522, 512 positions, 2 token
  * types, 2 labels, dropout 0.1; the caller sets vocab_size from its vocab. */
-int io_config_preset(const char *name, io_model_config *out, char err[IO_ERRLEN]);
+int io_config_preset(const char *name, nn_config *out, char err[IO_ERRLEN]);
 
 /* Parse a config.json text / file. Absent keys take BertConfig's defaults. Rejects
  * hidden_act other than "gelu", position_embedding_type other than "absolute",
- * wrong JSON types, and anything io_config_validate rejects. */
-int io_config_parse(const char *json, size_t len, io_model_config *out, char err[IO_ERRLEN]);
-int io_config_load(const char *path, io_model_config *out, char err[IO_ERRLEN]);
-
-/* Sanity: every size > 0 and below fixed bounds, hidden % heads == 0, dropout
- * probabilities in [0, 1), eps > 0, pad_token_id in [0, vocab), and the parameter
- * count (computed in int64 with overflow checks) <= IO_MODEL_MAX_PARAMS. */
-int io_config_validate(const io_model_config *c, char err[IO_ERRLEN]);
-
-/* Number of fp32 parameters of BertForSequenceClassification for `c`
- * (-1 when it overflows). */
-int64_t io_config_param_count(const io_model_config *c);
+ * wrong JSON types, and anything nn_config_validate rejects. */
+int io_config_parse(const char *json, size_t len, nn_config *out, char err[IO_ERRLEN]);
+int io_config_load(const char *path, nn_config *out, char err[IO_ERRLEN]);
 
 /* A config.json text BertForSequenceClassification loads (malloc'd; NULL on OOM). */
-char *io_config_to_json(const io_model_config *c);
+char *io_config_to_json(const nn_config *c);
 
 /* Safetensors: 8-byte little-endian header length N, N bytes of JSON
  * {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, data.

@@ -7,7 +7,6 @@
 #include <stdint.h>
 
 #include "io/io.h"
-#include "nn/nn.h"
 
 /* Exit statuses: 0 ok, 1 runtime failure (bad input file, I/O), 2 usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -26,26 +25,6 @@ const char *cli_data_dir(const char *flag_value);
 /* Casing: explicit flag (1 lower, 0 cased, -1 none) wins; otherwise the vocab
  * heuristic, announced on stderr so the choice is never silent. */
 int cli_resolve_lowercase(const char *cmd, int flag, int vocab_is_cased);
-
-/* The model's architecture as nn sees it (nn does not depend on io). Inline so that
- * tests that build models from io configs use the same mapping without linking the
- * program's sources. */
-static inline void cli_nn_config(nn_config *n, const io_model_config *c)
-{
-    n->vocab_size = c->vocab_size;
-    n->hidden_size = c->hidden_size;
-    n->num_hidden_layers = c->num_hidden_layers;
-    n->num_attention_heads = c->num_attention_heads;
-    n->intermediate_size = c->intermediate_size;
-    n->max_position_embeddings = c->max_position_embeddings;
-    n->type_vocab_size = c->type_vocab_size;
-    n->num_labels = c->num_labels;
-    n->pad_token_id = c->pad_token_id;
-    n->layer_norm_eps = c->layer_norm_eps;
-    n->hidden_dropout_prob = c->hidden_dropout_prob;
-    n->attention_probs_dropout_prob = c->attention_probs_dropout_prob;
-    n->classifier_dropout = c->classifier_dropout;
-}
 
 /* An output file that appears whole or not at all: a temporary file next to `path`
  * (mkstemp: mode 0600), written in pieces through ->f, then cli_outfile_commit

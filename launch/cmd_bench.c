@@ -102,14 +102,12 @@ int cmd_bench(int argc, char **argv)
         cli_error("bench", "--precision %s: the CPU backend computes in fp32 only", precision);
         return CLI_USAGE;
     }
-    io_model_config ic;
+    nn_config c;
     char err[IO_ERRLEN];
-    if (io_config_preset(model, &ic, err)) {
+    if (io_config_preset(model, &c, err)) {
         cli_error("bench", "--model: %s", err);
         return CLI_USAGE;
     }
-    nn_config c;
-    cli_nn_config(&c, &ic);
     if ((int64_t)seq > c.max_position_embeddings) {
         cli_error("bench", "--seq-len %zu exceeds max_position_embeddings %lld", seq,
                   (long long)c.max_position_embeddings);

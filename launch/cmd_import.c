@@ -116,7 +116,7 @@ int cmd_import(int argc, char **argv)
     }
 
     char err[MIO_ERRLEN > HFIO_ERRLEN ? MIO_ERRLEN : HFIO_ERRLEN], nerr[NN_ERRLEN];
-    io_model_config mc;
+    nn_config mc;
     io_vocab *vocab = NULL;
     nn_backend *be = NULL;
     nn_model *m = NULL;
@@ -141,14 +141,12 @@ int cmd_import(int argc, char **argv)
                   (long long)mc.max_position_embeddings);
         goto done;
     }
-    nn_config cfg;
-    cli_nn_config(&cfg, &mc);
     if (nn_backend_cpu_create(&be, 0, nerr, sizeof nerr)) {
         cli_error("import", "CPU backend: %s", nerr);
         goto done;
     }
     /* the arena is never used: the smallest the model accepts */
-    if (nn_model_create(&m, &cfg, be, 2, 1, 2, nerr)) {
+    if (nn_model_create(&m, &mc, be, 2, 1, 2, nerr)) {
         cli_error("import", "%s", nerr);
         goto done;
     }

@@ -41,7 +41,7 @@ static void note(char *notes, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-int hfio_inspect(const char *cmd, const char *dir, int lowercase_flag, io_model_config *mc, io_vocab **vocab,
+int hfio_inspect(const char *cmd, const char *dir, int lowercase_flag, nn_config *mc, io_vocab **vocab,
                  int *lowercase, char *notes, size_t notes_cap, char err[HFIO_ERRLEN])
 {
     *vocab = NULL;
@@ -205,7 +205,7 @@ out:
     return rc;
 }
 
-int hfio_write_dir(const char *dir, nn_model *m, const io_model_config *mc, const io_vocab *vocab, int lowercase,
+int hfio_write_dir(const char *dir, nn_model *m, const nn_config *mc, const io_vocab *vocab, int lowercase,
                    int64_t model_max_length, char err[HFIO_ERRLEN])
 {
     size_t np = 0, nfl = nn_model_num_params(m);

@@ -38,7 +38,7 @@ int hfio_has_weights(const char *dir);
  * Also checks that the vocabulary fits config.json's vocab_size.
  * `cmd` names the subcommand in stderr lines. On success *vocab is owned by the
  * caller (io_vocab_free). */
-int hfio_inspect(const char *cmd, const char *dir, int lowercase_flag, io_model_config *mc, io_vocab **vocab,
+int hfio_inspect(const char *cmd, const char *dir, int lowercase_flag, nn_config *mc, io_vocab **vocab,
                  int *lowercase, char *notes, size_t notes_cap, char err[HFIO_ERRLEN]);
 
 /* Loads DIR's weights into an existing model built from DIR's config: first
@@ -51,7 +51,7 @@ int hfio_load_weights(const char *cmd, const char *dir, nn_model *m, uint64_t se
 /* Writes an HF directory for `m` (model.safetensors with {"format": "pt"},
  * config.json, vocab.txt, tokenizer_config.json) into `dir`, which must exist and
  * should be empty (the caller makes it atomic: a temporary directory renamed). */
-int hfio_write_dir(const char *dir, nn_model *m, const io_model_config *mc, const io_vocab *vocab, int lowercase,
+int hfio_write_dir(const char *dir, nn_model *m, const nn_config *mc, const io_vocab *vocab, int lowercase,
                    int64_t model_max_length, char err[HFIO_ERRLEN]);
 
 #endif

@@ -108,9 +108,7 @@ int infer_batch(infer_ctx *c, int64_t n, const int32_t *const *seq, const size_t
         return -1;
     }
     for (int64_t j = 0; j < n; j++) {
-        /* as training's evaluation: softmax over the two classes, in double */
-        double d = (double)c->logits[2 * j + 1] - (double)c->logits[2 * j];
-        p[j] = 1.0 / (1.0 + exp(-d));
+        p[j] = nn_binary_p1(c->logits + 2 * j); /* the scorer training's evaluations use */
         if (isnan(p[j])) {
             snprintf(err, MIO_ERRLEN, "the model gave a NaN score (damaged weights?)");
             return -1;
@@ -120,5 +118,3 @@ int infer_batch(infer_ctx *c, int64_t n, const int32_t *const *seq, const size_t
         *loss_sum += loss;
     return 0;
 }
-
-/* ------------------------------------------------------------ files */

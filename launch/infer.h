@@ -1,7 +1,7 @@
 /* launch/infer: a checkpoint as a scorer of token sequences, shared by `adebert eval`
  * and `adebert predict` so that both compute p(ADE) the same way training's
- * evaluations do: packed forward without dropout, p = sigmoid(logit1 - logit0) in
- * double. One rank, CPU backend. */
+ * evaluations do: packed forward without dropout, p = nn_binary_p1 of the logits
+ * (nn/nn.h). One rank, CPU backend. */
 #ifndef ADEBERT_INFER_H
 #define ADEBERT_INFER_H
 

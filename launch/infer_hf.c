@@ -27,7 +27,7 @@ int infer_open_hf(infer_ctx *c, const char *cmd, const char *dir, int64_t max_se
         snprintf(err, MIO_ERRLEN, "%s", herr);
         goto fail;
     }
-    const io_model_config *mc = &c->info.mc;
+    const nn_config *mc = &c->info.mc;
     int64_t msl = max_seq_len > 0 ? max_seq_len : (mc->max_position_embeddings < 128 ? mc->max_position_embeddings : 128);
     if (msl < 2 || msl > mc->max_position_embeddings) {
         snprintf(err, MIO_ERRLEN, "max sequence length %lld is outside [2, %lld] (the model's max_position_embeddings)",
@@ -41,9 +41,8 @@ int infer_open_hf(infer_ctx *c, const char *cmd, const char *dir, int64_t max_se
     }
     c->info.data.max_seq_len = (int)msl;
     c->info.data.lowercase = lc;
-    cli_nn_config(&c->info.cfg, mc);
     if (nn_backend_cpu_create(&c->be, threads, nerr, sizeof nerr) ||
-        nn_model_create(&c->model, &c->info.cfg, c->be, max_seqs * msl, max_seqs, msl, nerr)) {
+        nn_model_create(&c->model, &c->info.mc, c->be, max_seqs * msl, max_seqs, msl, nerr)) {
         snprintf(err, MIO_ERRLEN, "%s", nerr);
         goto fail;
     }

@@ -194,7 +194,6 @@ int mio_open(const char *path, mio_info *info, char err[MIO_ERRLEN])
         snprintf(err, MIO_ERRLEN, "%.300s: its model config: %.150s", path, st.config_json ? ierr : "missing");
         goto out;
     }
-    cli_nn_config(&info->cfg, &info->mc);
     char derr[MIO_ERRLEN];
     if (mio_data_from_json(st.data_json, &info->data, derr)) {
         snprintf(err, MIO_ERRLEN, "%.300s: %.200s", path, derr);
@@ -315,7 +314,7 @@ int mio_open_model(const char *path, nn_backend *be, int64_t max_seqs, int64_t m
     if (max_seq_len > info->mc.max_position_embeddings)
         max_seq_len = info->mc.max_position_embeddings;
     char nerr[NN_ERRLEN];
-    if (nn_model_create(model, &info->cfg, be, max_seqs * max_seq_len, max_seqs, max_seq_len, nerr)) {
+    if (nn_model_create(model, &info->mc, be, max_seqs * max_seq_len, max_seqs, max_seq_len, nerr)) {
         snprintf(err, MIO_ERRLEN, "%s", nerr);
         mio_info_free(info);
         return -1;

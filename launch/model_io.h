@@ -48,8 +48,7 @@ int mio_data_from_json(const char *json, mio_data *d, char err[MIO_ERRLEN]);
 
 /* A model opened from a checkpoint. */
 typedef struct {
-    io_model_config mc;
-    nn_config cfg;
+    nn_config mc;
     io_vocab *vocab;     /* from the checkpoint's /tokenizer/vocab */
     mio_data data;
     int64_t epoch, step; /* of the checkpoint */
@@ -83,7 +82,7 @@ int mio_table(const nn_model *m, ckpt_tensor **out, size_t *n, char err[MIO_ERRL
 /* Everything needed to save: the model and (optionally) its optimizer, plus the
  * state fields of io/checkpoint.h that the caller knows. Writes atomically. */
 typedef struct {
-    const io_model_config *mc;
+    const nn_config *mc;
     const mio_data *data;
     const io_vocab *vocab;
     int64_t epoch, step, batch_in_epoch;

@@ -59,50 +59,6 @@ struct nn_model {
     void *grad_ready_ctx;
 };
 
-/* ------------------------------------------------------------------ config */
-
-int nn_config_check(const nn_config *c, char err[NN_ERRLEN])
-{
-#define RANGE(f, lo, hi)                                                                                    \
-    if (c->f < (lo) || c->f > (hi)) {                                                                      \
-        snprintf(err, NN_ERRLEN, "config: %s = %lld out of range [%lld, %lld]", #f, (long long)c->f,       \
-                 (long long)(lo), (long long)(hi));                                                         \
-        return 1;                                                                                           \
-    }
-    RANGE(vocab_size, 1, (int64_t)1 << 24)
-    RANGE(hidden_size, 1, (int64_t)1 << 16)
-    RANGE(num_hidden_layers, 1, 1024)
-    RANGE(num_attention_heads, 1, c->hidden_size)
-    RANGE(intermediate_size, 1, (int64_t)1 << 18)
-    RANGE(max_position_embeddings, 1, (int64_t)1 << 16)
-    RANGE(type_vocab_size, 1, (int64_t)1 << 16)
-    RANGE(num_labels, 2, (int64_t)1 << 16)
-    RANGE(pad_token_id, 0, c->vocab_size - 1)
-#undef RANGE
-    if (c->hidden_size % c->num_attention_heads) {
-        snprintf(err, NN_ERRLEN, "config: hidden_size %lld is not a multiple of num_attention_heads %lld",
-                 (long long)c->hidden_size, (long long)c->num_attention_heads);
-        return 1;
-    }
-    if (!(c->layer_norm_eps > 0 && c->layer_norm_eps < 1) ||
-        !(c->hidden_dropout_prob >= 0 && c->hidden_dropout_prob < 1) ||
-        !(c->attention_probs_dropout_prob >= 0 && c->attention_probs_dropout_prob < 1) ||
-        !(c->classifier_dropout < 1) || isnan(c->classifier_dropout)) {
-        snprintf(err, NN_ERRLEN, "config: layer_norm_eps or a dropout probability out of range");
-        return 1;
-    }
-    /* all factors are bounded above, so double arithmetic is exact enough here */
-    double H = (double)c->hidden_size, I = (double)c->intermediate_size;
-    double n = (double)(c->vocab_size + c->max_position_embeddings + c->type_vocab_size + 2) * H +
-               (double)c->num_hidden_layers * (4 * H * H + 9 * H + 2 * I * H + I) + H * H + H +
-               (double)c->num_labels * (H + 1);
-    if (n > (double)((int64_t)2 << 30)) {
-        snprintf(err, NN_ERRLEN, "config: %.3g parameters exceed the limit of 2^31", n);
-        return 1;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------------ params */
 
 static int add_param(nn_model *m, size_t cap, const char *name, int ndim, int64_t d0, int64_t d1, int decay)
@@ -278,7 +234,7 @@ int nn_model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_
                     int64_t max_seq_len, char err[NN_ERRLEN])
 {
     *out = NULL;
-    if (nn_config_check(cfg, err)) return 1;
+    if (nn_config_validate(cfg, err)) return 1;
     if (!be || !be->ops) {
         snprintf(err, NN_ERRLEN, "model: no backend");
         return 1;
@@ -777,4 +733,10 @@ int nn_model_backward(nn_model *m, char err[NN_ERRLEN])
     op->sync(be);
     group_ready(m, (size_t)m->L + 1);
     return 0;
+}
+
+double nn_binary_p1(const float logits[2])
+{
+    double d = (double)logits[1] - (double)logits[0];
+    return 1.0 / (1.0 + exp(-d));
 }

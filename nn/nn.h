@@ -11,9 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nn/backend.h"
-
 #define NN_ERRLEN 256
+
+#include "nn/backend.h"
+#include "nn/config.h" /* nn_config: the architecture, shared with io */
 
 /* One line describing the GPU(s) the CUDA backend sees, or why it cannot run
  * ("built without CUDA", "no CUDA device: <driver message>"). Returns the number
@@ -22,19 +23,6 @@ int nn_cuda_device_summary(char *buf, size_t len);
 /* The PCI bus id of CUDA device `device` ("0000:1b:00.0"); 0 ok, -1 when there is
  * no such device or no CUDA (buf then holds the reason). */
 int nn_cuda_device_pci(int device, char *buf, size_t len);
-
-/* Architecture (mirrors io_model_config; launch/ copies one into the other so
- * that nn does not depend on io). */
-typedef struct {
-    int64_t vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size;
-    int64_t max_position_embeddings, type_vocab_size, num_labels, pad_token_id;
-    double layer_norm_eps, hidden_dropout_prob, attention_probs_dropout_prob;
-    double classifier_dropout; /* < 0: use hidden_dropout_prob (HF's null) */
-} nn_config;
-
-/* Same checks as io_config_validate (sizes > 0 and bounded, hidden % heads == 0,
- * probabilities in [0, 1), parameter count <= 2^31); run before any allocation. */
-int nn_config_check(const nn_config *c, char err[NN_ERRLEN]);
 
 /* One named tensor of the flat buffers (Hugging Face name and shape). */
 typedef struct {
@@ -93,6 +81,13 @@ void nn_model_zero_grad(nn_model *m);
  * backend. *loss = sum_i w[y_i] nll_i / loss_denominator (0 when labels NULL).
  * logits (host, nseq x num_labels) may be NULL. */
 int nn_model_forward(nn_model *m, const nn_batch *b, float *loss, float *logits, char err[NN_ERRLEN]);
+
+/* p(class 1) of a 2-class classifier from its two logits (one row of forward's
+ * logits): the softmax, in double, as the logistic of the logit difference, which
+ * never overflows (exp(-d) = inf gives 0, the limit) and needs no max-subtraction.
+ * NaN logits give NaN. The one scorer: training's evaluations, eval, predict and a
+ * server all call it, so a row gets the same p(ADE) everywhere. */
+double nn_binary_p1(const float logits[2]);
 /* Backward of the last forward (which must have had labels): ADDS into the
  * gradient buffer. */
 int nn_model_backward(nn_model *m, char err[NN_ERRLEN]);
@@ -171,7 +166,8 @@ void nn_adamw_set_step(nn_adamw *o, int64_t step);
 
 /* Time full training steps (forward, backward, clip + AdamW) on one fixed packed
  * batch with the given sequence lengths (random token ids, fixed seed), after
- * `warmup` untimed steps. Used by `adebert bench` and bench/bench_model.c. */
+ * `warmup` untimed steps. Used by `adebert bench` (launch/cmd_bench.c;
+ * bench/run_model_bench.sh runs it against PyTorch). */
 typedef struct {
     int steps;
     double ms_median, ms_min, ms_max; /* per step */

@@ -51,6 +51,45 @@ static inline nn_backend *test_backend(void)
     return b;
 }
 
+/* The backend a test program shares, with cmocka group setup/teardown making and
+ * destroying it: NN_TEST_BACKEND_FIXTURE at file scope defines `BE`, `setup` and
+ * `teardown` (a macro, so programs with their own fixtures define nothing unused). */
+#define NN_TEST_BACKEND_FIXTURE                                                                          \
+    static nn_backend *BE;                                                                               \
+    static int setup(void **state)                                                                       \
+    {                                                                                                    \
+        (void)state;                                                                                     \
+        BE = test_backend();                                                                             \
+        return BE ? 0 : -1;                                                                              \
+    }                                                                                                    \
+    static int teardown(void **state)                                                                    \
+    {                                                                                                    \
+        (void)state;                                                                                     \
+        nn_backend_destroy(BE);                                                                          \
+        return 0;                                                                                        \
+    }
+
+/* An nn_batch over packed arrays the caller owns (types, labels, sid, cw may be NULL). */
+static inline nn_batch test_nn_batch(int64_t nseq, const int32_t *ids, const int32_t *off, const int32_t *types,
+                                     const int32_t *labels, const uint32_t *sid, const float *cw, double denom,
+                                     int train, uint64_t seed, uint32_t epoch)
+{
+    nn_batch b;
+    memset(&b, 0, sizeof b);
+    b.nseq = nseq;
+    b.ids = ids;
+    b.offsets = off;
+    b.token_types = types;
+    b.labels = labels;
+    b.sample_ids = sid;
+    b.class_weights = cw;
+    b.loss_denominator = denom;
+    b.train = train;
+    b.seed = seed;
+    b.epoch = epoch;
+    return b;
+}
+
 /* A small model that still has every feature: 2 layers, 4 heads, an odd FFN width,
  * 3 labels, dropout on (test_nn_model.c, test_nn_cuda.c). */
 static inline nn_config test_tiny_cfg(void)

@@ -82,21 +82,19 @@ static void fix_dir(char *out, size_t cap, const char *name)
     snprintf(out, cap, "%s/%s", FIX, name);
 }
 
-static nn_model *make_model(const io_model_config *mc)
+static nn_model *make_model(const nn_config *mc)
 {
-    nn_config c;
-    cli_nn_config(&c, mc);
     nn_model *m = NULL;
     char err[NN_ERRLEN];
     int64_t L = mc->max_position_embeddings;
-    if (nn_model_create(&m, &c, BE, 8 * L, 8, L, err)) fail_msg("%s", err);
+    if (nn_model_create(&m, mc, BE, 8 * L, 8, L, err)) fail_msg("%s", err);
     return m;
 }
 
 /* inspect + model + weights; NULL (err filled) when loading fails; the reports of
  * the last call are in NOTES */
 static char NOTES[4096];
-static nn_model *load_dir(const char *dir, int flag, io_model_config *mc, io_vocab **v, int *lc, char *err)
+static nn_model *load_dir(const char *dir, int flag, nn_config *mc, io_vocab **v, int *lc, char *err)
 {
     NOTES[0] = 0;
     if (hfio_inspect("test", dir, flag, mc, v, lc, NOTES, sizeof NOTES, err)) return NULL;
@@ -229,7 +227,7 @@ static void test_variants(void **state)
         char dir[1200];
         fix_dir(dir, sizeof dir, v->string);
         const cJSON *error = cJSON_GetObjectItem(v, "error");
-        io_model_config mc;
+        nn_config mc;
         io_vocab *vocab = NULL;
         int lc = -1;
         nn_model *m = load_dir(dir, -1, &mc, &vocab, &lc, err);
@@ -297,7 +295,7 @@ static void test_f32_formats_identical(void **state)
     (void)state;
     static const char *const same[] = {"bin_zip", "bin_legacy", "noprefix", "gammabeta"};
     char dir[1200], err[HFIO_ERRLEN];
-    io_model_config mc;
+    nn_config mc;
     io_vocab *v = NULL;
     int lc;
     fix_dir(dir, sizeof dir, "st_f32");
@@ -397,7 +395,7 @@ static void test_directory_errors(void **state)
 {
     (void)state;
     char d[1024], src[1200], err[HFIO_ERRLEN], path[1400];
-    io_model_config mc;
+    nn_config mc;
     io_vocab *v = NULL;
     int lc;
     fix_dir(src, sizeof src, "st_f32");
@@ -432,7 +430,7 @@ static void test_directory_errors(void **state)
     copy_file(src, d, IO_HF_SAFETENSORS);
     assert_int_equal(hfio_has_weights(d), 1);
     nn_model_free(m);
-    io_model_config wide = mc;
+    nn_config wide = mc;
     wide.intermediate_size = 40;
     m = make_model(&wide);
     assert_int_not_equal(hfio_load_weights("test", d, m, SEED, NULL, 0, err), 0);
@@ -461,7 +459,7 @@ static void test_export(void **state)
 {
     (void)state;
     char src[1200], d[1024], err[HFIO_ERRLEN], path[1400];
-    io_model_config mc, mc2;
+    nn_config mc, mc2;
     io_vocab *v = NULL, *v2 = NULL;
     int lc, lc2;
     fix_dir(src, sizeof src, "st_f32");
@@ -624,14 +622,14 @@ static void test_load_conflicts(void **state)
 static void test_config_json_labels(void **state)
 {
     (void)state;
-    io_model_config c;
+    nn_config c;
     char err[IO_ERRLEN];
     assert_int_equal(io_config_preset("tiny", &c, err), 0);
     c.num_labels = 3;
     char *s = io_hf_config_json(&c);
     assert_non_null(strstr(s, "LABEL_2"));
     assert_null(strstr(s, "Adverse_Event"));
-    io_model_config back;
+    nn_config back;
     assert_int_equal(io_config_parse(s, strlen(s), &back, err), 0);
     assert_int_equal(back.num_labels, 3);
     free(s);

@@ -13,7 +13,7 @@
 
 #include "io/io.h"
 
-static int parse(const char *json, io_model_config *c, char err[IO_ERRLEN])
+static int parse(const char *json, nn_config *c, char err[IO_ERRLEN])
 {
     return io_config_parse(json, strlen(json), c, err);
 }
@@ -21,22 +21,22 @@ static int parse(const char *json, io_model_config *c, char err[IO_ERRLEN])
 static void test_presets(void **state)
 {
     (void)state;
-    io_model_config c;
+    nn_config c;
     char err[IO_ERRLEN];
     assert_int_equal(io_config_preset("base", &c, err), 0);
     assert_int_equal(c.hidden_size, 768);
     assert_int_equal(c.num_hidden_layers, 12);
     assert_int_equal(c.num_attention_heads, 12);
     assert_int_equal(c.intermediate_size, 3072);
-    assert_int_equal(io_config_param_count(&c), 109483778); /* BertForSequenceClassification, 2 labels */
+    assert_int_equal(nn_config_param_count(&c), 109483778); /* BertForSequenceClassification, 2 labels */
     assert_int_equal(io_config_preset("minilm", &c, err), 0);
     assert_int_equal(c.hidden_size, 384);
     assert_int_equal(c.num_hidden_layers, 6);
     assert_int_equal(c.num_attention_heads, 12);
     assert_int_equal(c.intermediate_size, 1536);
-    assert_int_equal(io_config_validate(&c, err), 0);
+    assert_int_equal(nn_config_validate(&c, err), 0);
     assert_int_equal(io_config_preset("tiny", &c, err), 0);
-    assert_int_equal(io_config_validate(&c, err), 0);
+    assert_int_equal(nn_config_validate(&c, err), 0);
     assert_int_not_equal(io_config_preset("huge", &c, err), 0);
     assert_non_null(strstr(err, "huge"));
 }
@@ -44,7 +44,7 @@ static void test_presets(void **state)
 static void test_parse(void **state)
 {
     (void)state;
-    io_model_config c;
+    nn_config c;
     char err[IO_ERRLEN];
     const char *biobert = "{\"architectures\":[\"BertForMaskedLM\"],\"attention_probs_dropout_prob\":0.1,"
                           "\"hidden_act\":\"gelu\",\"hidden_dropout_prob\":0.1,\"hidden_size\":768,"
@@ -70,7 +70,7 @@ static void test_parse(void **state)
     c.intermediate_size = 37;
     char *js = io_config_to_json(&c);
     assert_non_null(js);
-    io_model_config d;
+    nn_config d;
     assert_int_equal(parse(js, &d, err), 0);
     assert_memory_equal(&c, &d, sizeof c);
     free(js);
@@ -79,7 +79,7 @@ static void test_parse(void **state)
 static void test_reject(void **state)
 {
     (void)state;
-    io_model_config c;
+    nn_config c;
     char err[IO_ERRLEN];
     const char *bad[] = {
         "{\"hidden_act\":\"gelu_new\"}",

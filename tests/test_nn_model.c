@@ -11,21 +11,7 @@
 #include "nn/nn.h"
 #include "nn_test_util.h"
 
-static nn_backend *BE;
-
-static int setup(void **state)
-{
-    (void)state;
-    BE = test_backend();
-    return BE ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    nn_backend_destroy(BE);
-    return 0;
-}
+NN_TEST_BACKEND_FIXTURE
 
 /* a batch of B sequences with the given lengths; ids/types/labels from r */
 typedef struct {
@@ -51,19 +37,7 @@ static void make_batch(tbatch *b, const int *lens, int64_t B, trng *r, int64_t v
 
 static nn_batch as_nn(const tbatch *b, int train)
 {
-    nn_batch nb;
-    memset(&nb, 0, sizeof nb);
-    nb.nseq = b->B;
-    nb.ids = b->ids;
-    nb.offsets = b->off;
-    nb.token_types = b->types;
-    nb.labels = b->labels;
-    nb.sample_ids = b->sid;
-    nb.loss_denominator = (double)b->B;
-    nb.train = train;
-    nb.seed = 42;
-    nb.epoch = 3;
-    return nb;
+    return test_nn_batch(b->B, b->ids, b->off, b->types, b->labels, b->sid, NULL, (double)b->B, train, 42, 3);
 }
 
 static nn_model *make_model(const nn_config *c, uint64_t seed)
@@ -90,7 +64,7 @@ static void test_param_table(void **state)
     nn_config c = test_tiny_cfg();
     nn_model *m = make_model(&c, 1);
     assert_non_null(m);
-    io_model_config ic;
+    nn_config ic;
     char err[IO_ERRLEN];
     assert_int_equal(io_config_preset("tiny", &ic, err), 0);
     ic.vocab_size = c.vocab_size;
@@ -99,7 +73,7 @@ static void test_param_table(void **state)
     ic.intermediate_size = c.intermediate_size;
     ic.max_position_embeddings = c.max_position_embeddings;
     ic.num_labels = c.num_labels;
-    assert_int_equal((int64_t)nn_model_num_params(m), io_config_param_count(&ic));
+    assert_int_equal((int64_t)nn_model_num_params(m), nn_config_param_count(&ic));
     size_t n = 0;
     const nn_param *ps = nn_model_params(m, &n);
     assert_int_equal(n, 5 + 16 * 2 + 4);

@@ -9,21 +9,7 @@
 #include "nn/nn.h"
 #include "nn_test_util.h"
 
-static nn_backend *BE;
-
-static int setup(void **state)
-{
-    (void)state;
-    BE = test_backend();
-    return BE ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    nn_backend_destroy(BE);
-    return 0;
-}
+NN_TEST_BACKEND_FIXTURE
 
 static void test_schedule(void **state)
 {

@@ -19,7 +19,6 @@
 
 static nn_backend *BE;
 static io_safetensors REF, W;
-static io_model_config ICFG;
 static nn_config CFG;
 static char DIR_[1024];
 
@@ -30,7 +29,7 @@ static int setup(void **state)
     snprintf(DIR_, sizeof DIR_, "%s/tests/reference/fixture", src ? src : ".");
     char path[1200], err[IO_ERRLEN];
     snprintf(path, sizeof path, "%s/config.json", DIR_);
-    if (io_config_load(path, &ICFG, err)) {
+    if (io_config_load(path, &CFG, err)) {
         fprintf(stderr, "%s (set ADEBERT_SOURCE_DIR to the repository root)\n", err);
         return -1;
     }
@@ -44,7 +43,6 @@ static int setup(void **state)
         fprintf(stderr, "%s\n", err);
         return -1;
     }
-    cli_nn_config(&CFG, &ICFG);
     BE = test_backend();
     return BE ? 0 : -1;
 }
@@ -134,20 +132,7 @@ static void free_batch(refbatch *b)
 
 static nn_batch as_nn(const refbatch *r, int train, uint32_t epoch, double denom)
 {
-    nn_batch b;
-    memset(&b, 0, sizeof b);
-    b.nseq = r->B;
-    b.ids = r->ids;
-    b.offsets = r->off;
-    b.token_types = r->types;
-    b.labels = r->labels;
-    b.sample_ids = r->sid;
-    b.class_weights = r->cw;
-    b.loss_denominator = denom;
-    b.train = train;
-    b.seed = r->seed;
-    b.epoch = epoch;
-    return b;
+    return test_nn_batch(r->B, r->ids, r->off, r->types, r->labels, r->sid, r->cw, denom, train, r->seed, epoch);
 }
 
 /* HF weights -> flat buffer, by name and shape; every tensor of the file used */
