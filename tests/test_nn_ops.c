@@ -1,5 +1,6 @@
-/* Per-op checks of an nn backend (through the nn_backend_ops table only, so the
- * same program checks the CUDA backend later).
+/* Per-op checks of the CPU backend, through the nn_backend_ops table only (it is
+ * the reference the CUDA backend is held to: tests/test_nn_cuda.c compares the
+ * CUDA ops with the CPU ones on the same inputs; this program runs on the CPU).
  *
  * Scheme, for every op with a backward:
  *  1. a plain double-precision reference of the op (forward and analytic
