@@ -254,16 +254,30 @@ static void py_strip(const char **s, size_t *len) {
     *len = e - b;
 }
 
-/* ------------------------------------------------------------ original distribution */
+/* ------------------------------------------------------------ reading a file of rows */
 
-static int read_drug_ae(const char *path, builder *b, char err[IO_ERRLEN]) {
+/* One format's rows out of a file that read_rows has read and checked: valid
+ * UTF-8, NUL-terminated (a parser may cut lines in place), `pos` past any BOM. */
+typedef int (*row_parser)(const file_buf *fb, size_t pos, const char *path, builder *b, char err[IO_ERRLEN]);
+
+/* The one preamble of every reader: slurp, check UTF-8, skip the BOM, parse, free. */
+static int read_rows(const char *path, row_parser parse, builder *b, char err[IO_ERRLEN]) {
     file_buf fb;
     if (read_file(path, &fb, err)) return -1;
     int rc = check_utf8(path, &fb, err);
-    size_t pos = skip_bom(&fb), line = 0;
+    if (rc == 0) rc = parse(&fb, skip_bom(&fb), path, b, err);
+    free(fb.data);
+    return rc;
+}
+
+/* ------------------------------------------------------------ original distribution */
+
+static int parse_drug_ae(const file_buf *fb, size_t pos, const char *path, builder *b, char err[IO_ERRLEN]) {
+    int rc = 0;
+    size_t line = 0;
     const char *s;
     size_t len;
-    while (rc == 0 && next_line(&fb, &pos, &s, &len)) {
+    while (rc == 0 && next_line(fb, &pos, &s, &len)) {
         line++;
         if (len == 0) continue; /* a final empty line, or a stray blank one */
         const char *field[9];
@@ -292,18 +306,15 @@ static int read_drug_ae(const char *path, builder *b, char err[IO_ERRLEN]) {
         py_strip(&t, &tl);
         rc = builder_add(b, t, tl, 1, pmid, path, line, err);
     }
-    free(fb.data);
     return rc;
 }
 
-static int read_ade_neg(const char *path, builder *b, char err[IO_ERRLEN]) {
-    file_buf fb;
-    if (read_file(path, &fb, err)) return -1;
-    int rc = check_utf8(path, &fb, err);
-    size_t pos = skip_bom(&fb), line = 0;
+static int parse_ade_neg(const file_buf *fb, size_t pos, const char *path, builder *b, char err[IO_ERRLEN]) {
+    int rc = 0;
+    size_t line = 0;
     const char *s;
     size_t len;
-    while (rc == 0 && next_line(&fb, &pos, &s, &len)) {
+    while (rc == 0 && next_line(fb, &pos, &s, &len)) {
         line++;
         if (len == 0) continue;
         const char *sp = memchr(s, ' ', len);
@@ -320,7 +331,6 @@ static int read_ade_neg(const char *path, builder *b, char err[IO_ERRLEN]) {
         /* Everything after "PMID NEG ", unstripped: that is what HF keeps. */
         rc = builder_add(b, s + after + 4, len - after - 4, 0, pmid, path, line, err);
     }
-    free(fb.data);
     return rc;
 }
 
@@ -344,15 +354,13 @@ static int parse_label(const char *s, size_t len, int *out) {
 
 /* ------------------------------------------------------------ TSV */
 
-static int read_tsv(const char *path, builder *b, char err[IO_ERRLEN]) {
-    file_buf fb;
-    if (read_file(path, &fb, err)) return -1;
-    int rc = check_utf8(path, &fb, err);
-    size_t pos = skip_bom(&fb), line = 0;
+static int parse_tsv(const file_buf *fb, size_t pos, const char *path, builder *b, char err[IO_ERRLEN]) {
+    int rc = 0;
+    size_t line = 0;
     const char *s;
     size_t len;
     int seen_content = 0;
-    while (rc == 0 && next_line(&fb, &pos, &s, &len)) {
+    while (rc == 0 && next_line(fb, &pos, &s, &len)) {
         line++;
         if (is_blank(s, len)) continue;
         const char *tab = memchr(s, '\t', len);
@@ -377,7 +385,6 @@ static int read_tsv(const char *path, builder *b, char err[IO_ERRLEN]) {
         seen_content = 1;
         rc = builder_add(b, s, tl, label, -1, path, line, err);
     }
-    free(fb.data);
     return rc;
 }
 
@@ -494,16 +501,14 @@ static int header_is(const csv_record *r, size_t k, const char *name) {
     return strlen(name) == len && strncasecmp(s, name, len) == 0;
 }
 
-static int read_csv(const char *path, builder *b, char err[IO_ERRLEN]) {
-    file_buf fb;
-    if (read_file(path, &fb, err)) return -1;
-    int rc = check_utf8(path, &fb, err);
+static int parse_csv(const file_buf *fb, size_t pos, const char *path, builder *b, char err[IO_ERRLEN]) {
+    int rc = 0;
     csv_record r = {0};
-    size_t pos = skip_bom(&fb), line = 1;
+    size_t line = 1;
     size_t text_col = SIZE_MAX, label_col = SIZE_MAX;
     while (rc == 0) {
         size_t rec_line = line;
-        int got = csv_next(&fb, &pos, &line, &r, path, err);
+        int got = csv_next(fb, &pos, &line, &r, path, err);
         if (got < 0) rc = -1;
         if (got <= 0) break;
         if (csv_is_blank(&r)) continue;
@@ -532,7 +537,6 @@ static int read_csv(const char *path, builder *b, char err[IO_ERRLEN]) {
     }
     if (rc == 0 && text_col == SIZE_MAX) rc = io_fail(err, "%s: empty corpus (no header, no rows)", path);
     csv_record_free(&r);
-    free(fb.data);
     return rc;
 }
 
@@ -551,14 +555,12 @@ static int has_nul_escape(const char *s, size_t len) {
     return 0;
 }
 
-static int read_jsonl(const char *path, builder *b, char err[IO_ERRLEN]) {
-    file_buf fb;
-    if (read_file(path, &fb, err)) return -1;
-    int rc = check_utf8(path, &fb, err);
-    size_t pos = skip_bom(&fb), line = 0;
+static int parse_jsonl(const file_buf *fb, size_t pos, const char *path, builder *b, char err[IO_ERRLEN]) {
+    int rc = 0;
+    size_t line = 0;
     const char *s;
     size_t len;
-    while (rc == 0 && next_line(&fb, &pos, &s, &len)) {
+    while (rc == 0 && next_line(fb, &pos, &s, &len)) {
         line++;
         if (is_blank(s, len)) continue;
         if (has_nul_escape(s, len)) {
@@ -601,7 +603,6 @@ static int read_jsonl(const char *path, builder *b, char err[IO_ERRLEN]) {
         }
         cJSON_Delete(obj);
     }
-    free(fb.data);
     return rc;
 }
 
@@ -714,10 +715,10 @@ int io_corpus_load_ade(const char *dir, io_view view, io_corpus *out, char err[I
     builder b = {0};
     const char *sep = dl > 0 && dir[dl - 1] == '/' ? "" : "/";
     snprintf(path, dl + 32, "%s%sDRUG-AE.rel", dir, sep);
-    int rc = read_drug_ae(path, &b, err);
+    int rc = read_rows(path, parse_drug_ae, &b, err);
     if (rc == 0) {
         snprintf(path, dl + 32, "%s%sADE-NEG.txt", dir, sep);
-        rc = read_ade_neg(path, &b, err);
+        rc = read_rows(path, parse_ade_neg, &b, err);
     }
     free(path);
     if (rc) {
@@ -737,13 +738,13 @@ int io_corpus_load_file(const char *path, io_view view, io_corpus *out, char err
     memset(out, 0, sizeof *out);
     if (!path) return io_fail(err, "io_corpus_load_file: null path");
     if (check_view(view, err)) return -1;
-    int (*reader)(const char *, builder *, char *) = NULL;
-    if (has_suffix(path, ".tsv")) reader = read_tsv;
-    else if (has_suffix(path, ".csv")) reader = read_csv;
-    else if (has_suffix(path, ".jsonl")) reader = read_jsonl;
+    row_parser parse;
+    if (has_suffix(path, ".tsv")) parse = parse_tsv;
+    else if (has_suffix(path, ".csv")) parse = parse_csv;
+    else if (has_suffix(path, ".jsonl")) parse = parse_jsonl;
     else return io_fail(err, "%s: unknown corpus format (want .tsv, .csv or .jsonl)", path);
     builder b = {0};
-    if (reader(path, &b, err)) {
+    if (read_rows(path, parse, &b, err)) {
         builder_free(&b);
         return -1;
     }

@@ -84,8 +84,12 @@ typedef struct {
     uint32_t *train, *val, *test;
 } io_split;
 
-/* test_fraction of all rows go to test (0.2 for 80/20); then val_fraction of the
- * remaining train rows go to validation, with the same strategy. */
+/* The test fraction of every split adebert makes: 80/20, as the study's
+ * train_test_split(test_size=0.2). */
+#define IO_TEST_FRACTION 0.2
+
+/* test_fraction of all rows go to test (IO_TEST_FRACTION for 80/20); then
+ * val_fraction of the remaining train rows go to validation, same strategy. */
 int io_split_make(const io_corpus *c, io_split_kind kind, uint64_t seed, double test_fraction,
                   double val_fraction, io_split *out, char err[IO_ERRLEN]);
 void io_split_free(io_split *s);

@@ -9,8 +9,9 @@
  *
  * Accumulating ops (named *_acc or documented "+=") add into their output, so
  * gradients can accumulate over micro-batches; every other op overwrites.
- * The per-op test harness (tests/test_nn_ops.c) runs against any backend
- * through this table alone. */
+ * Tests use this table alone: tests/test_nn_ops.c checks every CPU op against
+ * double-precision references and finite differences, and tests/test_nn_cuda.c
+ * checks every CUDA op (and the whole model) against the CPU backend. */
 #ifndef ADEBERT_NN_BACKEND_H
 #define ADEBERT_NN_BACKEND_H
 

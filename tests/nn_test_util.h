@@ -34,7 +34,9 @@ static inline void trng_fill(trng *r, double *x, size_t n, double scale)
     for (size_t i = 0; i < n; i++) x[i] = scale * trng_uniform(r);
 }
 
-/* The backend under test: ADEBERT_TEST_BACKEND=cpu (default) or cuda (later). */
+/* The backend under test: always the CPU backend (ADEBERT_TEST_BACKEND, if set,
+ * must say cpu). These programs never run on CUDA; tests/test_nn_cuda.c checks
+ * the CUDA backend op by op and on the whole model against the CPU backend. */
 static inline nn_backend *test_backend(void)
 {
     char err[256];

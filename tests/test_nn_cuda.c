@@ -4,10 +4,12 @@
  *
  * Every op gets the same random inputs (fixed seeds) on both backends; outputs
  * are compared norm-wise, ||gpu - cpu|| / ||cpu|| <= 1e-5 in FP32 mode (dropout
- * masks bit for bit). GEMM in BF16 is checked against an fp64 product of the
- * bf16-rounded inputs (<= 1e-2). The whole model (a tiny config and a base-shaped
- * one, dropout on) is compared loss + every gradient tensor (<= 1e-4), and 20
- * AdamW steps run twice on the GPU must give bitwise-equal losses and weights. */
+ * masks bit for bit). GEMM in BF16/FP16 must match an fp64 product of inputs
+ * rounded to bf16/fp16, and FP32 one of the unrounded inputs, each 20 times
+ * nearer than to the other (tests/gemm_precision.h). The whole model (a tiny
+ * config and a base-shaped one, dropout on) is compared loss + every gradient
+ * tensor (<= 1e-4), and 20 AdamW steps run twice on the GPU must give
+ * bitwise-equal losses and weights. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 
 #include "nn/backend.h"
 #include "nn/nn.h"
+#include "gemm_precision.h"
 #include "nn_test_util.h"
 
 static nn_backend *CPU, *GPU;
@@ -178,69 +181,77 @@ static void test_gemm(void **state)
     no_gpu_error();
 }
 
-static float round_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    u += 0x7FFFu + ((u >> 16) & 1u); /* round to nearest even (finite inputs) */
-    u &= 0xFFFF0000u;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
-/* C = A B (row-major, no transposes) on a CUDA backend of precision `prec`
- * against an fp64 product of `round`ed inputs */
-static void gemm_precision_case(nn_precision prec, float (*round)(float), double tol)
+/* C = A B (row-major) on a CUDA backend of precision `prec`, as host floats;
+ * NULL when the device refuses the precision (only allowed below sm_80). */
+static float *gemm_in(nn_precision prec, const float *A, const float *B, int64_t M, int64_t N, int64_t K)
 {
     char err[256];
     nn_backend *be = NULL;
     if (nn_backend_cuda_create(&be, 0, prec, err, sizeof err)) {
         printf("  %s: refused (%s)\n", nn_precision_name(prec), err);
-        /* only allowed below sm_80 */
         assert_non_null(strstr(err, "8.0"));
-        return;
+        return NULL;
     }
-    const int64_t M = 96, N = 80, K = 256;
-    float *A = rand_floats((size_t)(M * K), 11, 1), *B = rand_floats((size_t)(K * N), 12, 1);
-    double *ref = calloc((size_t)(M * N), sizeof *ref), *got = NULL;
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) {
-            double s = 0;
-            for (int64_t k = 0; k < K; k++)
-                s += (double)(round ? round(A[i * K + k]) : A[i * K + k]) *
-                     (double)(round ? round(B[k * N + j]) : B[k * N + j]);
-            ref[i * N + j] = s;
-        }
     float *a = be->ops->alloc(be, (size_t)(M * K) * 4), *b = be->ops->alloc(be, (size_t)(K * N) * 4),
-          *c = be->ops->alloc(be, (size_t)(M * N) * 4);
+          *c = be->ops->alloc(be, (size_t)(M * N) * 4), *h = malloc((size_t)(M * N) * 4);
     be->ops->upload(be, a, A, (size_t)(M * K) * 4);
     be->ops->upload(be, b, B, (size_t)(K * N) * 4);
     be->ops->gemm(be, 0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
-    got = host_of(be, c, (size_t)(M * N));
-    double e = rel_err(got, ref, (size_t)(M * N));
-    printf("  gemm %s vs fp64 reference%s: rel err %.3g\n", nn_precision_name(prec),
-           round ? " of bf16-rounded inputs" : "", e);
+    be->ops->download(be, h, c, (size_t)(M * N) * 4);
     const char *le = nn_cuda_last_error(be);
     if (le) fprintf(stderr, "%s\n", le);
     assert_null(le);
-    assert_true(e <= tol);
     be->ops->free(be, a);
     be->ops->free(be, b);
     be->ops->free(be, c);
     nn_backend_destroy(be);
-    free(A);
-    free(B);
-    free(ref);
-    free(got);
+    return h;
 }
 
+/* --precision must change what the GEMM computes (tests/gemm_precision.h; the
+ * classifier is checked on the CPU by test_nn_ops.c): BF16 (FP16) must be nearer,
+ * by PREC_FACTOR, to the fp64 product of bf16- (fp16-) rounded inputs than to
+ * that of the inputs as given; FP32 the other way round against both (the
+ * negative control: an fp32 product is not taken for a low-precision one); TF32
+ * must at least not be an fp32 product (how its inputs are rounded is cuBLAS's
+ * business). */
 static void test_gemm_precisions(void **state)
 {
     (void)state;
-    gemm_precision_case(NN_PREC_BF16, round_bf16, 1e-2);
-    gemm_precision_case(NN_PREC_TF32, NULL, 1e-2);
-    gemm_precision_case(NN_PREC_FP16, NULL, 1e-2);
-    gemm_precision_case(NN_PREC_FP32, NULL, 1e-5);
+    const int64_t M = PREC_M, N = PREC_N, K = PREC_K;
+    float *A = prec_inputs((size_t)(M * K), 11), *B = prec_inputs((size_t)(K * N), 12);
+    double *ref32 = prec_ref_gemm(A, B, M, N, K, NULL);
+    const struct {
+        nn_precision prec;
+        const char *low;
+        float (*round)(float);
+        prec_verdict want; /* PREC_NEITHER here: anything but fp32 */
+    } cases[] = {
+        {NN_PREC_BF16, "bf16", prec_round_bf16, PREC_IS_ROUNDED},
+        {NN_PREC_FP16, "fp16", prec_round_fp16, PREC_IS_ROUNDED},
+        {NN_PREC_FP32, "bf16", prec_round_bf16, PREC_IS_FP32},
+        {NN_PREC_FP32, "fp16", prec_round_fp16, PREC_IS_FP32},
+        {NN_PREC_TF32, "tf32", prec_round_tf32, PREC_NEITHER},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float *C = gemm_in(cases[i].prec, A, B, M, N, K);
+        if (!C) continue;
+        double *ref_low = prec_ref_gemm(A, B, M, N, K, cases[i].round);
+        prec_class k = prec_classify(C, ref32, ref_low, (size_t)(M * N), PREC_FACTOR);
+        printf("  gemm %s: rel dist to fp32-input ref %.3g, to %s-input ref %.3g: %s\n",
+               nn_precision_name(cases[i].prec), k.to_fp32, cases[i].low, k.to_rounded,
+               prec_verdict_name(k.verdict, cases[i].low));
+        if (cases[i].want == PREC_NEITHER)
+            assert_int_not_equal(k.verdict, PREC_IS_FP32);
+        else
+            assert_int_equal(k.verdict, cases[i].want);
+        if (cases[i].prec == NN_PREC_FP32) assert_true(k.to_fp32 <= 1e-5);
+        free(C);
+        free(ref_low);
+    }
+    free(A);
+    free(B);
+    free(ref32);
 }
 
 /* ------------------------------------------------------------- pointwise */

@@ -1,5 +1,6 @@
-/* Per-op checks of an nn backend (through the nn_backend_ops table only, so the
- * same program checks the CUDA backend later).
+/* Per-op checks of the CPU backend, through the nn_backend_ops table only (it is
+ * the reference the CUDA backend is held to: tests/test_nn_cuda.c compares the
+ * CUDA ops with the CPU ones on the same inputs; this program runs on the CPU).
  *
  * Scheme, for every op with a backward:
  *  1. a plain double-precision reference of the op (forward and analytic
@@ -20,6 +21,7 @@
 
 #include "nn/backend.h"
 #include "nn/nn.h"
+#include "gemm_precision.h"
 #include "nn_test_util.h"
 
 NN_TEST_BACKEND_FIXTURE
@@ -104,6 +106,81 @@ static void test_gemm(void **state)
             free(ref);
             free(got);
         }
+}
+
+/* C = A B (row-major [m,k] x [k,n]) on the backend under test, as host floats */
+static float *gemm_floats(const float *A, const float *B, int64_t m, int64_t n, int64_t k)
+{
+    float *a = dev_bytes(BE, A, (size_t)(m * k) * sizeof *A), *b = dev_bytes(BE, B, (size_t)(k * n) * sizeof *B);
+    float *c = BE->ops->alloc(BE, (size_t)(m * n) * sizeof *c), *h = malloc((size_t)(m * n) * sizeof *h);
+    BE->ops->gemm(BE, 0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+    BE->ops->download(BE, h, c, (size_t)(m * n) * sizeof *h);
+    BE->ops->sync(BE);
+    BE->ops->free(BE, a);
+    BE->ops->free(BE, b);
+    BE->ops->free(BE, c);
+    return h;
+}
+
+static prec_verdict classify_print(const char *what, const float *C, const double *ref32, const double *ref_low,
+                                   const char *low)
+{
+    prec_class k = prec_classify(C, ref32, ref_low, (size_t)(PREC_M * PREC_N), PREC_FACTOR);
+    printf("  %-32s rel dist to fp32-input ref %.3g, to %s-input ref %.3g: %s\n", what, k.to_fp32, low,
+           k.to_rounded, prec_verdict_name(k.verdict, low));
+    return k.verdict;
+}
+
+/* The precision classifier that test_nn_cuda.c applies to cuBLAS (tests/gemm_precision.h)
+ * tells the cases apart on the CPU: the fp32 GEMM is classified fp32; the same
+ * GEMM on inputs rounded to bf16 (fp16), which is what a tensor core computes
+ * (exact products, fp32 accumulation), is classified bf16 (fp16); and inputs
+ * truncated to bf16 instead of rounded (the negative control) are neither. */
+static void test_gemm_precision_classifier(void **state)
+{
+    (void)state;
+    const int64_t M = PREC_M, N = PREC_N, K = PREC_K;
+    float *A = prec_inputs((size_t)(M * K), 11), *B = prec_inputs((size_t)(K * N), 12);
+    double *ref32 = prec_ref_gemm(A, B, M, N, K, NULL);
+    float *c32 = gemm_floats(A, B, M, N, K);
+    const struct {
+        const char *name;
+        float (*round)(float);
+    } lows[] = {{"bf16", prec_round_bf16}, {"fp16", prec_round_fp16}};
+    for (size_t i = 0; i < sizeof lows / sizeof lows[0]; i++) {
+        double *ref_low = prec_ref_gemm(A, B, M, N, K, lows[i].round);
+        assert_int_equal(classify_print("fp32 gemm", c32, ref32, ref_low, lows[i].name), PREC_IS_FP32);
+        float *Ar = prec_rounded(A, (size_t)(M * K), lows[i].round);
+        float *Br = prec_rounded(B, (size_t)(K * N), lows[i].round);
+        float *cl = gemm_floats(Ar, Br, M, N, K);
+        char what[64];
+        snprintf(what, sizeof what, "gemm of %s-rounded inputs", lows[i].name);
+        assert_int_equal(classify_print(what, cl, ref32, ref_low, lows[i].name), PREC_IS_ROUNDED);
+        if (lows[i].round == prec_round_bf16) {
+            float *At = prec_rounded(A, (size_t)(M * K), prec_trunc_bf16),
+                  *Bt = prec_rounded(B, (size_t)(K * N), prec_trunc_bf16);
+            float *ct = gemm_floats(At, Bt, M, N, K);
+            assert_int_equal(classify_print("gemm of bf16-truncated inputs", ct, ref32, ref_low, "bf16"),
+                             PREC_NEITHER);
+            free(At);
+            free(Bt);
+            free(ct);
+        }
+        free(Ar);
+        free(Br);
+        free(cl);
+        free(ref_low);
+    }
+    /* the rounding helpers themselves */
+    assert_true(prec_round_bf16(1.0f + 0x1p-8f) == 1.0f);                 /* tie: to even */
+    assert_true(prec_round_bf16(1.0f + 0x1p-8f + 0x1p-20f) == 1.0f + 0x1p-7f);
+    assert_true(prec_round_fp16(1.0f + 0x1p-11f) == 1.0f);                /* tie: to even */
+    assert_true(prec_round_fp16(1.0f + 3 * 0x1p-11f) == 1.0f + 0x1p-9f); /* tie: to even (up) */
+    assert_true(prec_round_fp16(0x1p-20f + 0x1p-26f) == 0x1p-20f);       /* subnormal quantum 2^-24 */
+    free(A);
+    free(B);
+    free(ref32);
+    free(c32);
 }
 
 /* linear y = x W^T + b; x [T,in], W [out,in], b [out]; packed input vector x|W|b */
@@ -797,7 +874,7 @@ int main(void)
         cmocka_unit_test(test_gemm),       cmocka_unit_test(test_linear),     cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_pointwise),  cmocka_unit_test(test_attention),  cmocka_unit_test(test_xent),
         cmocka_unit_test(test_embeddings), cmocka_unit_test(test_dropout_op), cmocka_unit_test(test_rows),
-        cmocka_unit_test(test_adamw_op),
+        cmocka_unit_test(test_adamw_op),   cmocka_unit_test(test_gemm_precision_classifier),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -118,7 +118,7 @@ static void test_table(void **state) {
         for (int k = 0; k < 3; k++) {
             io_split s;
             io_leakage l;
-            make(c, (io_split_kind)k, 42, 0.2, 0.1, &s);
+            make(c, (io_split_kind)k, 42, IO_TEST_FRACTION, 0.1, &s);
             check_partition(c, &s);
             leakage(c, &s, &l);
             assert_int_equal(l.train_positives + l.val_positives + l.test_positives, io_corpus_positives(c));
@@ -135,7 +135,7 @@ static void test_random_sizes_and_leak(void **state) {
     const io_corpus *c = hf(state);
     io_split s;
     io_leakage l;
-    make(c, IO_SPLIT_RANDOM, 42, 0.2, 0.1, &s);
+    make(c, IO_SPLIT_RANDOM, 42, IO_TEST_FRACTION, 0.1, &s);
     check_partition(c, &s);
     assert_int_equal(s.n_test, 4704);          /* ceil(0.2 * 23516), as scikit-learn */
     assert_int_equal(s.n_val, 1882);           /* ceil(0.1 * 18812) */
@@ -149,7 +149,7 @@ static void test_random_sizes_and_leak(void **state) {
     assert_true(digest(s.test, s.n_test) == 0x8ca577ecf6adff29ull);
     io_split_free(&s);
     /* The study's 80/20 without validation leaks as much. */
-    make(c, IO_SPLIT_RANDOM, 42, 0.2, 0.0, &s);
+    make(c, IO_SPLIT_RANDOM, 42, IO_TEST_FRACTION, 0.0, &s);
     assert_int_equal(s.n_test, 4704);
     assert_int_equal(s.n_val, 0);
     assert_null(s.val);
@@ -168,13 +168,13 @@ static void test_stratified(void **state) {
     for (int v = 0; v < 2; v++) {
         const io_corpus *c = &((corpora *)*state)->view[v];
         io_split s;
-        make(c, IO_SPLIT_STRATIFIED, 42, 0.2, 0.1, &s);
+        make(c, IO_SPLIT_STRATIFIED, 42, IO_TEST_FRACTION, 0.1, &s);
         check_partition(c, &s);
         size_t pos = io_corpus_positives(c), neg = c->n - pos;
-        assert_int_equal(s.n_test, (size_t)ceil(0.2 * (double)c->n));
+        assert_int_equal(s.n_test, (size_t)ceil(IO_TEST_FRACTION * (double)c->n));
         size_t tp = positives_in(c, s.test, s.n_test);
-        assert_stratified(tp, pos, 0.2);
-        assert_stratified(s.n_test - tp, neg, 0.2);
+        assert_stratified(tp, pos, IO_TEST_FRACTION);
+        assert_stratified(s.n_test - tp, neg, IO_TEST_FRACTION);
         size_t rest = s.n_train + s.n_val, rest_p = pos - tp, vp = positives_in(c, s.val, s.n_val);
         assert_int_equal(s.n_val, (size_t)ceil(0.1 * (double)rest));
         assert_stratified(vp, rest_p, 0.1);
@@ -187,7 +187,7 @@ static void test_grouped_no_leak(void **state) {
     const io_corpus *c = hf(state);
     io_split s;
     io_leakage l;
-    make(c, IO_SPLIT_GROUPED, 42, 0.2, 0.1, &s);
+    make(c, IO_SPLIT_GROUPED, 42, IO_TEST_FRACTION, 0.1, &s);
     check_partition(c, &s);
     leakage(c, &s, &l);
     assert_int_equal(l.leaked_test_rows, 0);
@@ -221,7 +221,7 @@ static void test_dedup_no_leak(void **state) {
     for (int k = 0; k < 3; k++) {
         io_split s;
         io_leakage l;
-        make(c, (io_split_kind)k, 42, 0.2, 0.1, &s);
+        make(c, (io_split_kind)k, 42, IO_TEST_FRACTION, 0.1, &s);
         check_partition(c, &s);
         leakage(c, &s, &l);
         assert_int_equal(l.leaked_test_rows, 0);
@@ -234,9 +234,9 @@ static void test_seeds(void **state) {
     const io_corpus *c = hf(state);
     for (int k = 0; k < 3; k++) {
         io_split a, b, d;
-        make(c, (io_split_kind)k, 42, 0.2, 0.1, &a);
-        make(c, (io_split_kind)k, 42, 0.2, 0.1, &b);
-        make(c, (io_split_kind)k, 43, 0.2, 0.1, &d);
+        make(c, (io_split_kind)k, 42, IO_TEST_FRACTION, 0.1, &a);
+        make(c, (io_split_kind)k, 42, IO_TEST_FRACTION, 0.1, &b);
+        make(c, (io_split_kind)k, 43, IO_TEST_FRACTION, 0.1, &d);
         assert_true(same_split(&a, &b));
         assert_false(same_split(&a, &d));
         assert_int_not_equal(digest(a.test, a.n_test), digest(d.test, d.n_test));
@@ -258,7 +258,7 @@ static void test_fractions(void **state) {
         assert_null(s.train);
         assert_int_equal(s.n_train, 0);
         memset(&s, 0x5A, sizeof s);
-        assert_int_not_equal(io_split_make(c, IO_SPLIT_GROUPED, 1, 0.2, bad[i], &s, err), 0);
+        assert_int_not_equal(io_split_make(c, IO_SPLIT_GROUPED, 1, IO_TEST_FRACTION, bad[i], &s, err), 0);
         assert_non_null(strstr(err, "fraction"));
         assert_null(s.test);
     }
@@ -274,11 +274,11 @@ static void test_fractions(void **state) {
         io_split_free(&s);
     }
     memset(&s, 0x5A, sizeof s);
-    assert_int_not_equal(io_split_make(c, (io_split_kind)9, 1, 0.2, 0.1, &s, err), 0);
+    assert_int_not_equal(io_split_make(c, (io_split_kind)9, 1, IO_TEST_FRACTION, 0.1, &s, err), 0);
     assert_null(s.train);
     io_corpus empty;
     memset(&empty, 0, sizeof empty);
-    assert_int_not_equal(io_split_make(&empty, IO_SPLIT_RANDOM, 1, 0.2, 0.1, &s, err), 0);
+    assert_int_not_equal(io_split_make(&empty, IO_SPLIT_RANDOM, 1, IO_TEST_FRACTION, 0.1, &s, err), 0);
 }
 
 /* ---------------------------------------------------------------- small files */
@@ -320,14 +320,14 @@ static void test_two_column_grouped(void **state) {
     for (uint64_t seed = 0; seed < 20; seed++) {
         io_split s;
         io_leakage l;
-        make(&c, IO_SPLIT_GROUPED, seed, 0.2, 0.1, &s);
+        make(&c, IO_SPLIT_GROUPED, seed, IO_TEST_FRACTION, 0.1, &s);
         check_partition(&c, &s);
         leakage(&c, &s, &l);
         assert_int_equal(l.leaked_test_rows, 0);
         assert_int_equal(l.leaked_val_rows, 0);
         assert_true(s.n_test >= 60 && s.n_test < 60 + 4);
         io_split_free(&s);
-        make(&c, IO_SPLIT_RANDOM, seed, 0.2, 0.1, &s);
+        make(&c, IO_SPLIT_RANDOM, seed, IO_TEST_FRACTION, 0.1, &s);
         leakage(&c, &s, &l);
         assert_true(l.leaked_test_rows > 0);
         io_split_free(&s);
@@ -346,7 +346,7 @@ static void test_degenerate(void **state) {
     write_tmp(&t, "one.tsv", "Only one made-up row.\t1\n");
     if (io_corpus_load_file(t.path, IO_VIEW_HF, &c, err)) fail_msg("%s", err);
     for (int k = 0; k < 3; k++) {
-        assert_int_not_equal(io_split_make(&c, (io_split_kind)k, 1, 0.2, 0.1, &s, err), 0);
+        assert_int_not_equal(io_split_make(&c, (io_split_kind)k, 1, IO_TEST_FRACTION, 0.1, &s, err), 0);
         assert_null(s.train);
         make(&c, (io_split_kind)k, 1, 0.0, 0.0, &s);
         assert_int_equal(s.n_train, 1);
@@ -357,9 +357,9 @@ static void test_degenerate(void **state) {
 
     write_tmp(&t, "same.tsv", "Same text.\t1\nSame text.\t0\nSame text.\t1\nSame text.\t0\nSame text.\t1\n");
     if (io_corpus_load_file(t.path, IO_VIEW_HF, &c, err)) fail_msg("%s", err);
-    assert_int_not_equal(io_split_make(&c, IO_SPLIT_GROUPED, 1, 0.2, 0.0, &s, err), 0);
+    assert_int_not_equal(io_split_make(&c, IO_SPLIT_GROUPED, 1, IO_TEST_FRACTION, 0.0, &s, err), 0);
     assert_non_null(strstr(err, "group"));
-    make(&c, IO_SPLIT_STRATIFIED, 1, 0.2, 0.0, &s);
+    make(&c, IO_SPLIT_STRATIFIED, 1, IO_TEST_FRACTION, 0.0, &s);
     assert_int_equal(s.n_test, 1);
     io_split_free(&s);
     io_corpus_free(&c);
@@ -368,7 +368,7 @@ static void test_degenerate(void **state) {
     /* Stratified with one class only. */
     write_tmp(&t, "neg.tsv", "a.\t0\nb.\t0\nc.\t0\nd.\t0\ne.\t0\nf.\t0\ng.\t0\n");
     if (io_corpus_load_file(t.path, IO_VIEW_HF, &c, err)) fail_msg("%s", err);
-    make(&c, IO_SPLIT_STRATIFIED, 3, 0.2, 0.2, &s);
+    make(&c, IO_SPLIT_STRATIFIED, 3, IO_TEST_FRACTION, 0.2, &s);
     check_partition(&c, &s);
     assert_int_equal(s.n_test, 2);
     assert_int_equal(s.n_val, 1);

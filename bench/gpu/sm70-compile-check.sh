@@ -66,7 +66,7 @@ fi
 # clang 14 knows CUDA up to 11.5: silence the version note; CUDA 12 dropped texture
 # references, which clang < 16's CUDA wrapper still declares, so its texture header
 # is kept out (the project uses no textures).
-flags=(-x cuda --cuda-path="$cuda" --cuda-gpu-arch="$arch" -std=c++17 -O2 -Wall -Wno-unknown-cuda-version
+flags=(-x cuda --cuda-path="$cuda" --cuda-gpu-arch="$arch" -std=c++20 -O2 -Wall -Wno-unknown-cuda-version
        -D__CLANG_CUDA_TEXTURE_INTRINSICS_H__ -fno-crash-diagnostics -I"$root" -isystem "$cuda/include")
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -159,6 +159,14 @@ static void cpu_layernorm_fwd(nn_backend *b, float *y, float *mean, float *rstd,
     }
 }
 
+/* LayerNorm backward, per row, with xhat = (x - mean) * rstd (the normalised
+ * input) and dxhat = dy * g (the gradient reaching xhat):
+ *   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+ * dxhat alone is the gradient were mean and rstd constants; mean(dxhat) is the
+ * correction through the mean (each x moves it by 1/cols), xhat * mean(dxhat *
+ * xhat) the one through rstd (the variance). dg += colsum(dy * xhat), dbeta +=
+ * colsum(dy). Products are associated as (dxhat * (x - mean)) * rstd, in the
+ * CUDA kernels too, so both backends round alike. */
 static void cpu_layernorm_bwd(nn_backend *b, float *dx, float *dg, float *dbeta, const float *dy, const float *x,
                               const float *mean, const float *rstd, const float *g, int64_t rows, int64_t cols)
 {
@@ -173,7 +181,7 @@ static void cpu_layernorm_bwd(nn_backend *b, float *dx, float *dg, float *dbeta,
             const float *d = dy + r * cols, *xr = x + r * cols;
             float mu = mean[r], rs = rstd[r];
             for (int64_t c = c0; c < c1; c++) {
-                ag[c - c0] += d[c] * (xr[c] - mu) * rs;
+                ag[c - c0] += d[c] * (xr[c] - mu) * rs; /* dy * xhat */
                 ab[c - c0] += d[c];
             }
         }
@@ -186,17 +194,20 @@ static void cpu_layernorm_bwd(nn_backend *b, float *dx, float *dg, float *dbeta,
     for (int64_t r = 0; r < rows; r++) {
         const float *d = dy + r * cols, *xr = x + r * cols;
         float *o = dx + r * cols;
-        float mu = mean[r], rs = rstd[r], s1 = 0.0f, s2 = 0.0f;
-#pragma omp simd reduction(+ : s1, s2)
+        float mu = mean[r], rs = rstd[r], mean_dxhat = 0.0f, mean_dxhat_xhat = 0.0f;
+#pragma omp simd reduction(+ : mean_dxhat, mean_dxhat_xhat)
         for (int64_t c = 0; c < cols; c++) {
-            float dxh = d[c] * g[c];
-            s1 += dxh;
-            s2 += dxh * (xr[c] - mu) * rs;
+            float dxhat = d[c] * g[c];
+            mean_dxhat += dxhat;
+            mean_dxhat_xhat += dxhat * (xr[c] - mu) * rs;
         }
-        s1 /= (float)cols;
-        s2 /= (float)cols;
+        mean_dxhat /= (float)cols;
+        mean_dxhat_xhat /= (float)cols;
 #pragma omp simd
-        for (int64_t c = 0; c < cols; c++) o[c] = rs * (d[c] * g[c] - s1 - (xr[c] - mu) * rs * s2);
+        for (int64_t c = 0; c < cols; c++) {
+            float dxhat = d[c] * g[c], xhat = (xr[c] - mu) * rs;
+            o[c] = rs * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
+        }
     }
 }
 
