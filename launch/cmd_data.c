@@ -187,7 +187,7 @@ static int data_stats(int argc, char **argv)
         cli_error("data stats", "%s (io/fetch-ade-corpus.sh downloads the ADE corpus)", err);
         goto done;
     }
-    if (io_split_make(&c, split, seed, 0.2, val_fraction, &s, err) || io_split_leakage(&c, &s, &leak, err)) {
+    if (io_split_make(&c, split, seed, IO_TEST_FRACTION, val_fraction, &s, err) || io_split_leakage(&c, &s, &leak, err)) {
         cli_error("data stats", "%s", err);
         goto done;
     }
@@ -202,7 +202,7 @@ static int data_stats(int argc, char **argv)
         cJSON_AddStringToObject(o, "view", io_view_name(view));
         cJSON_AddStringToObject(o, "split", io_split_name(split));
         cJSON_AddNumberToObject(o, "seed", (double)seed);
-        cJSON_AddNumberToObject(o, "test_fraction", 0.2);
+        cJSON_AddNumberToObject(o, "test_fraction", IO_TEST_FRACTION);
         cJSON_AddNumberToObject(o, "val_fraction", val_fraction);
         cJSON_AddNumberToObject(o, "rows", (double)c.n);
         cJSON_AddNumberToObject(o, "positives", (double)pos);
@@ -304,7 +304,7 @@ static int data_split(int argc, char **argv)
     io_view view = IO_VIEW_HF;
     io_split_kind split = IO_SPLIT_RANDOM;
     uint64_t seed = 42;
-    double val_fraction = 0.1, test_fraction = 0.2;
+    double val_fraction = 0.1, test_fraction = IO_TEST_FRACTION;
     enum { OPT_TEST = 300 };
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},   {"view", required_argument, NULL, 'v'},

@@ -159,7 +159,7 @@ int cmd_import(int argc, char **argv)
     data.view = IO_VIEW_HF;
     data.split = IO_SPLIT_GROUPED;
     data.seed = seed;
-    data.test_fraction = 0.2;
+    data.test_fraction = IO_TEST_FRACTION;
     data.val_fraction = 0.1;
     data.limit = 0;
     data.max_seq_len = (int)msl;

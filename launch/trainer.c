@@ -241,7 +241,7 @@ static mio_data data_settings(const trainer *t)
     d.view = t->o.view;
     d.split = t->o.split;
     d.seed = t->o.split_seed;
-    d.test_fraction = 0.2;
+    d.test_fraction = IO_TEST_FRACTION;
     d.val_fraction = t->o.val_fraction;
     d.limit = t->o.limit;
     d.max_seq_len = t->o.max_seq_len;
