@@ -308,6 +308,15 @@ int cmd_train(int argc, char **argv)
                     (long long)step,
                     o->save_every ? "checkpoint saved, continue with --resume" : "nothing saved (--save-every none)");
         rc = 75;
+    } else if (root) {
+        /* the schedule is complete: table runners and Slurm arrays skip this run */
+        char done[512];
+        snprintf(done, sizeof done, "{\"steps\":%lld,\"seconds\":%.1f,\"training_seconds\":%.1f}\n",
+                 (long long)step, wall, train_s);
+        char path[1200];
+        snprintf(path, sizeof path, "%s/done.json", o->out);
+        if (cli_write_file(path, done, strlen(done), err, sizeof err))
+            fprintf(stderr, "adebert train: warning: %s\n", err);
     }
     trainer_close(t);
     dist_finalize(&comm);

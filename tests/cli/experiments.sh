@@ -48,6 +48,14 @@ bad "unknown row kind" "j['rows'][1]['kind']='svm'"
 n_done=$(find "$TMP/runs/t" -name DONE | wc -l)
 [ "$n_done" -eq 6 ] && pass "6 runs done (tiny: 2 protocols x 2 seeds; linear: 2 protocols)" ||
   fail "$n_done runs done, want 6"
+[ -f "$TMP/runs/t/tiny/honest/seed1/done.json" ] && pass "adebert train wrote done.json at the end" ||
+  fail "no done.json"
+# a run stopped by a signal is not done: no done.json (a Slurm array task resumes it)
+"$BIN" train --data "$TMP/small.jsonl" --model tiny --vocab "$CASED_VOCAB" --cased --epochs 2 --batch-size 16 \
+  --debug-stop-at 3 --quiet --out "$TMP/stopped" >/dev/null 2>&1
+rc=$?
+[ $rc -eq 75 ] && [ ! -e "$TMP/stopped/done.json" ] && pass "a stopped run (exit 75) has no done.json" ||
+  fail "stopped run: exit $rc, done.json $(ls "$TMP/stopped")"
 for p in honest study; do
   [ -f "$TMP/runs/t/splits/$p/manifest.json" ] && pass "split folder for $p" || fail "no split folder for $p"
 done
@@ -68,7 +76,7 @@ grep -q "6 runs, 6 done, 0 to run" "$TMP/run2.out" && pass "a second run skips f
   fail "rerun: $(head -3 "$TMP/run2.out")"
 
 # an interrupted run (no DONE) continues with --resume
-rm "$TMP/runs/t/tiny/honest/seed2/DONE"
+rm "$TMP/runs/t/tiny/honest/seed2/DONE" "$TMP/runs/t/tiny/honest/seed2/done.json"
 "$ROOT/experiments/run" "$TMP/spec.json" >"$TMP/run3.out" 2>&1
 grep -q -- "--resume" "$TMP/runs/t/tiny/honest/seed2.log" && [ -f "$TMP/runs/t/tiny/honest/seed2/DONE" ] &&
   pass "an unfinished run is resumed (--resume) and finished" || fail "resume: $(tail -3 "$TMP/runs/t/tiny/honest/seed2.log")"
@@ -99,7 +107,7 @@ mv "$TMP/moved" "$TMP/runs/t/tiny/study/seed2"
 
 # a changed configuration is refused before anything runs
 spec "$TMP/spec2.json" 0.002
-rm "$TMP/runs/t/tiny/study/seed1/DONE"
+rm "$TMP/runs/t/tiny/study/seed1/DONE" "$TMP/runs/t/tiny/study/seed1/done.json"
 expect_exit 2 "a run directory holding another configuration is refused" -- "$ROOT/experiments/run" "$TMP/spec2.json"
 grep -q "different configuration" "$TMP/err" && pass "the error says why" || fail "error: $(cat "$TMP/err")"
 finish
