@@ -6,11 +6,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+int infer_finish_open(infer_ctx *c, int64_t max_seqs, int64_t max_seq_len, char err[MIO_ERRLEN])
+{
+    char ierr[IO_ERRLEN];
+    if (io_tokenizer_init(&c->tok, c->info.vocab, c->info.data.lowercase, ierr)) {
+        snprintf(err, MIO_ERRLEN, "%s", ierr);
+        return -1;
+    }
+    c->max_seqs = max_seqs;
+    c->max_seq_len = max_seq_len;
+    size_t ms = (size_t)max_seqs;
+    c->ids = malloc(ms * (size_t)max_seq_len * sizeof *c->ids);
+    c->offsets = malloc((ms + 1) * sizeof *c->offsets);
+    c->labels = malloc(ms * sizeof *c->labels);
+    c->logits = malloc(ms * 2 * sizeof *c->logits);
+    if (!c->ids || !c->offsets || !c->labels || !c->logits) {
+        snprintf(err, MIO_ERRLEN, "out of memory for batch buffers");
+        return -1;
+    }
+    return 0;
+}
+
 int infer_open(infer_ctx *c, const char *ckpt, int64_t max_seqs, int64_t max_seq_len, int threads,
                char err[MIO_ERRLEN])
 {
     memset(c, 0, sizeof *c);
-    char nerr[NN_ERRLEN], ierr[IO_ERRLEN];
+    char nerr[NN_ERRLEN];
     if (nn_backend_cpu_create(&c->be, threads, nerr, sizeof nerr)) {
         snprintf(err, MIO_ERRLEN, "%s", nerr);
         return -1;
@@ -30,21 +51,8 @@ int infer_open(infer_ctx *c, const char *ckpt, int64_t max_seqs, int64_t max_seq
                  (long long)c->info.mc.num_labels);
         goto fail;
     }
-    if (io_tokenizer_init(&c->tok, c->info.vocab, c->info.data.lowercase, ierr)) {
-        snprintf(err, MIO_ERRLEN, "%s", ierr);
+    if (infer_finish_open(c, max_seqs, msl, err))
         goto fail;
-    }
-    c->max_seqs = max_seqs;
-    c->max_seq_len = msl;
-    size_t ms = (size_t)max_seqs;
-    c->ids = malloc(ms * (size_t)msl * sizeof *c->ids);
-    c->offsets = malloc((ms + 1) * sizeof *c->offsets);
-    c->labels = malloc(ms * sizeof *c->labels);
-    c->logits = malloc(ms * 2 * sizeof *c->logits);
-    if (!c->ids || !c->offsets || !c->labels || !c->logits) {
-        snprintf(err, MIO_ERRLEN, "out of memory for batch buffers");
-        goto fail;
-    }
     return 0;
 fail:
     infer_close(c);

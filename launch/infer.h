@@ -30,6 +30,10 @@ typedef struct {
 int infer_open(infer_ctx *c, const char *ckpt, int64_t max_seqs, int64_t max_seq_len, int threads,
                char err[MIO_ERRLEN]);
 void infer_close(infer_ctx *c);
+/* The last part of opening, shared with infer_open_hf (launch/infer_hf.h): once
+ * c->info (vocab, casing) and the model are set, the tokenizer and the batch buffers
+ * for max_seqs sequences of max_seq_len tokens. On failure the caller infer_closes. */
+int infer_finish_open(infer_ctx *c, int64_t max_seqs, int64_t max_seq_len, char err[MIO_ERRLEN]);
 
 /* Token ids of one text, [CLS] ... [SEP], truncated to c->max_seq_len as in training;
  * ids holds c->max_seq_len entries. Invalid UTF-8 is an error (never quoting the text). */

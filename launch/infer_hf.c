@@ -12,7 +12,7 @@ int infer_open_hf(infer_ctx *c, const char *cmd, const char *dir, int64_t max_se
                   int threads, char err[MIO_ERRLEN])
 {
     memset(c, 0, sizeof *c);
-    char herr[HFIO_ERRLEN], nerr[NN_ERRLEN], ierr[IO_ERRLEN];
+    char herr[HFIO_ERRLEN], nerr[NN_ERRLEN];
     char notes[4096] = "";
     if (!hfio_is_model_dir(dir)) {
         snprintf(err, MIO_ERRLEN, "%.300s is not a Hugging Face model folder (no config.json)", dir);
@@ -56,21 +56,8 @@ int infer_open_hf(infer_ctx *c, const char *cmd, const char *dir, int64_t max_se
                  dir);
         goto fail;
     }
-    if (io_tokenizer_init(&c->tok, c->info.vocab, lc, ierr)) {
-        snprintf(err, MIO_ERRLEN, "%s", ierr);
+    if (infer_finish_open(c, max_seqs, msl, err))
         goto fail;
-    }
-    c->max_seqs = max_seqs;
-    c->max_seq_len = msl;
-    size_t ms = (size_t)max_seqs;
-    c->ids = malloc(ms * (size_t)msl * sizeof *c->ids);
-    c->offsets = malloc((ms + 1) * sizeof *c->offsets);
-    c->labels = malloc(ms * sizeof *c->labels);
-    c->logits = malloc(ms * 2 * sizeof *c->logits);
-    if (!c->ids || !c->offsets || !c->labels || !c->logits) {
-        snprintf(err, MIO_ERRLEN, "out of memory for batch buffers");
-        goto fail;
-    }
     fputs(notes, stderr);
     return 0;
 fail:

@@ -6,8 +6,7 @@
 # sha256-pinned), for one epoch on the CPU on the grouped (leak-free) split, printing
 # validation and test precision/recall/F1; then evaluates the best checkpoint, labels
 # two sentences, and runs the linear baseline (TF-IDF + logistic regression) on the
-# same rows for comparison. About 8 minutes of training on 2 cores (measured: see
-# README). ADEBERT_QUICK_EPOCHS changes the epoch count.
+# same rows for comparison. 4.5-7.5 minutes of training on 2 cores, by CPU (README). ADEBERT_QUICK_EPOCHS changes the epoch count.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
