@@ -130,6 +130,12 @@ typedef struct {
 
 static void quiet_begin(quiet *q)
 {
+    /* No HDF5 cleanup at exit: a file whose close failed (a write that hit a full
+     * disk or a file-size limit) stays in HDF5's id table, and closing it again from
+     * the library's atexit handler crashes (HDF5 1.10). Every file adebert opens is
+     * closed explicitly; the process's exit releases the rest. Effective only before
+     * the library's first use: later calls fail harmlessly. */
+    H5dont_atexit();
     H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     H5Eclear2(H5E_DEFAULT);
@@ -144,7 +150,12 @@ static void quiet_end(quiet *q)
 static herr_t walk_first(unsigned n, const H5E_error2_t *e, void *data)
 {
     char *buf = data;
-    if (n == 0 && e->desc) snprintf(buf, 160, "%s", e->desc);
+    if (n == 0 && e->desc) {
+        /* one line: HDF5's descriptions can hold newlines (e.g. a failed write's) */
+        snprintf(buf, 160, "%s", e->desc);
+        for (char *c = buf; *c; c++)
+            if (*c == '\n' || *c == '\r') *c = ' ';
+    }
     return 0;
 }
 

@@ -205,6 +205,9 @@ int cmd_train(int argc, char **argv)
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    /* A file-size limit (ulimit -f, a quota) must make a checkpoint write fail with
+     * EFBIG, reported and cleaned up, not kill the job with SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
     if (dist_init(&comm, NULL, NULL, derr)) {
         cli_error("train", "%s", derr);
         return CLI_FAIL;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +87,7 @@ struct trainer {
     FILE *sample_log;
     FILE *step_log;
     char run_dir[1024];
+    int lock_fd;          /* rank 0: RUN_DIR/.lock, flock'd for the job's lifetime (-1: none) */
     int64_t max_local;    /* most sequences one rank holds in a step */
     size_t n_groups;      /* gradient buckets, in the order backward completes them */
     size_t group_off[NN_MAX_GRAD_GROUPS], group_len[NN_MAX_GRAD_GROUPS];
@@ -108,6 +110,8 @@ void trainer_close(trainer *t)
 {
     if (!t)
         return;
+    if (t->lock_fd >= 0)
+        close(t->lock_fd); /* releases the run directory's lock */
     free(t->ids);
     free(t->offsets);
     free(t->labels);
@@ -171,6 +175,36 @@ static int prepare_run_dir(const char *dir, int resume, char *err, size_t errlen
             return -1;
         }
     }
+    return 0;
+}
+
+/* One job per run directory: an exclusive flock on RUN_DIR/.lock, held until the
+ * trainer closes and released by the kernel when the process dies (a Slurm requeue
+ * that overlaps a straggler, or a second --resume, is refused, never run beside it). */
+static int lock_run_dir(trainer *t, char *err, size_t errlen)
+{
+    char p[1200];
+    if (join_path(p, sizeof p, t->run_dir, ".lock")) {
+        snprintf(err, errlen, "%.400s: path too long", t->run_dir);
+        return -1;
+    }
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %.400s: %s", p, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen,
+                     "%.400s is in use by another adebert train (its .lock is held): one job per run directory",
+                     t->run_dir);
+        else
+            snprintf(err, errlen, "cannot lock %.400s: %s", p, strerror(e));
+        return -1;
+    }
+    t->lock_fd = fd;
     return 0;
 }
 
@@ -1074,6 +1108,8 @@ static int open_all(trainer *t, const char *command)
     TRY(setup_data(t));
     if (root && prepare_run_dir(t->run_dir, o->resume, err, sizeof err))
         FAIL("%s", err);
+    if (root && lock_run_dir(t, err, sizeof err))
+        FAIL("%s", err);
     char cerr[CLUSTER_ERRLEN]; /* at most one rank per GPU, checked before NCCL starts */
     if (!strcmp(o->device, "cuda") && cluster_check_ranks_vs_gpus(t->comm, NULL, NULL, cerr))
         FAIL("%s", cerr);
@@ -1198,6 +1234,7 @@ int trainer_open(trainer **out, const train_opts *o, dist_comm *comm, const char
     }
     t->o = *o;
     t->comm = comm;
+    t->lock_fd = -1;
     t->fail_rank = -1;
     t->inject_rank = -1;
     if (open_all(t, command)) {
