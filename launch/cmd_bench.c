@@ -30,7 +30,7 @@ static const char *const bench_usage =
     "  --steps N          timed steps [5]; --warmup W untimed steps first [1]\n"
     "  --threads T        OpenMP threads [OMP_NUM_THREADS, else all cores]\n"
     "  --device cpu|cuda  backend [cpu]; cuda runs on GPU 0 (CUDA_VISIBLE_DEVICES picks it)\n"
-    "  --precision P      GEMM compute precision: cpu fp32 only; cuda fp32, tf32 (sm80+), bf16\n"
+    "  --precision P      GEMM compute precision: cpu fp32 or bf16 (AVX512-BF16/AMX); cuda fp32, tf32 (sm80+), bf16\n"
     "                     (sm80+) or fp16 [cuda: bf16 on sm80+, fp16 below]; storage is fp32\n"
     "  --json             one JSON object: ms_per_step, tokens_per_s, gflops, peak_rss_mb, device,\n"
     "                     precision, peak_device_bytes, ...\n"
@@ -98,8 +98,8 @@ int cmd_bench(int argc, char **argv)
         cli_error("bench", "--precision %s: expected fp32, tf32, bf16 or fp16", precision);
         return CLI_USAGE;
     }
-    if (!cuda && prec != NN_PREC_FP32) {
-        cli_error("bench", "--precision %s: the CPU backend computes in fp32 only", precision);
+    if (!cuda && prec != NN_PREC_FP32 && prec != NN_PREC_BF16) {
+        cli_error("bench", "--precision %s: the CPU backend computes in fp32 or bf16", precision);
         return CLI_USAGE;
     }
     nn_config c;
@@ -144,8 +144,13 @@ int cmd_bench(int argc, char **argv)
                 brc = nn_backend_cuda_create(&be, 0, prec, err, sizeof err);
             }
         }
-    } else
+    } else {
         brc = nn_backend_cpu_create(&be, (int)threads, err, sizeof err);
+        if (!brc && prec == NN_PREC_BF16 && (brc = nn_backend_cpu_set_precision(be, prec, err, sizeof err))) {
+            nn_backend_destroy(be);
+            be = NULL;
+        }
+    }
     if (brc) {
         cli_error("bench", "--device %s: %s", device, err);
         free(lens);

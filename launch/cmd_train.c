@@ -174,8 +174,11 @@ static void print_banner(const trainer_info *in, dist_comm *comm)
                dist_nccl_describe(in->nccl, nd, sizeof nd), o->reduce_precision, comm->size,
                (long long)in->max_local);
     } else {
-        printf("  %s; CPU backend (%s), %d rank(s) x %lld sequences max per step\n",
-               dist_describe(comm, desc, sizeof desc), nn_cpu_blas_name(), comm->size, (long long)in->max_local);
+        char isa[64] = "";
+        if (*nn_backend_cpu_isa(in->be)) snprintf(isa, sizeof isa, " (oneDNN %s)", nn_backend_cpu_isa(in->be));
+        printf("  %s; CPU backend (%s), %s GEMMs%s%s, %d rank(s) x %lld sequences max per step\n",
+               dist_describe(comm, desc, sizeof desc), nn_cpu_blas_name(), o->precision, isa, in->precision_note,
+               comm->size, (long long)in->max_local);
     }
     printf("  %d epochs x %lld steps (global batch %d), %lld steps in all, warmup %lld, lr %g -> %s\n", o->epochs,
            (long long)in->steps_per_epoch, o->batch_size, (long long)in->total_steps, (long long)in->warmup_steps,

@@ -67,9 +67,10 @@ static const char *const train_usage =
     "                         summed with NCCL [cuda when the job has GPUs (SLURM_GPUS_PER_NODE,\n"
     "                         SLURM_JOB_GPUS, SLURM_STEP_GPUS, CUDA_VISIBLE_DEVICES), else cpu;\n"
     "                         a build without CUDA refuses such a job unless --device cpu]\n"
-    "  --precision auto|fp32|tf32|bf16|fp16  GEMM inputs on the GPU (fp32 master weights\n"
-    "                         and optimizer; LayerNorm/softmax/GELU/loss in fp32) [auto: fp32\n"
-    "                         on cpu, bf16 on sm80+, fp16 below]\n"
+    "  --precision auto|fp32|tf32|bf16|fp16  GEMM inputs (fp32 master weights and optimizer;\n"
+    "                         LayerNorm/softmax/GELU/loss in fp32). cpu: fp32 or bf16 (oneDNN,\n"
+    "                         AVX512-BF16 or AMX); cuda: all four [auto: bf16 on CPUs with\n"
+    "                         AVX512-BF16/AMX, else fp32; bf16 on sm80+, fp16 below]\n"
     "  --loss-scale auto|dynamic|none|S  loss scaling [auto: dynamic with fp16, else none].\n"
     "                         dynamic: start at 65536, halve and skip the step when the\n"
     "                         reduced gradients overflow (all ranks together), double after\n"
@@ -483,8 +484,9 @@ int train_opts_parse(train_opts *o, int argc, char **argv)
             return 2;
         }
     }
-    if (!strcmp(o->device, "cpu") && strcmp(o->precision, "auto") && strcmp(o->precision, "fp32")) {
-        cli_error("train", "--precision %s: the CPU backend computes in fp32 only", o->precision);
+    if (!strcmp(o->device, "cpu") && strcmp(o->precision, "auto") && strcmp(o->precision, "fp32") &&
+        strcmp(o->precision, "bf16")) {
+        cli_error("train", "--precision %s: the CPU backend computes in fp32 or bf16", o->precision);
         return 2;
     }
     if (strcmp(o->reduce_precision, "bf16") && strcmp(o->reduce_precision, "fp32")) {

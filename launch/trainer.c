@@ -89,6 +89,7 @@ struct trainer {
     char run_dir[1024];
     int lock_fd;          /* rank 0: RUN_DIR/.lock, flock'd for the job's lifetime (-1: none) */
     int64_t max_local;    /* most sequences one rank holds in a step */
+    char precision_note[320]; /* CPU --precision auto that fell back to fp32, and why */
     size_t n_groups;      /* gradient buckets, in the order backward completes them */
     size_t group_off[NN_MAX_GRAD_GROUPS], group_len[NN_MAX_GRAD_GROUPS];
     int fail_rank;        /* --debug-fail-at; -1: none */
@@ -356,8 +357,20 @@ static int setup_model(trainer *t)
         if (rc)
             FAIL("--device cuda: %s", err);
         snprintf(o->precision, sizeof o->precision, "%s", nn_precision_name(prec));
-    } else if (nn_backend_cpu_create(&t->be, o->threads, err, sizeof err)) {
-        FAIL("%s", err);
+    } else {
+        if (nn_backend_cpu_create(&t->be, o->threads, err, sizeof err))
+            FAIL("%s", err);
+        /* auto: bf16 GEMMs where the CPU has AVX512-BF16/AMX (about twice fp32's rate),
+         * else fp32; the banner says which, and why not bf16 */
+        int want_bf16 = !strcmp(o->precision, "bf16"), auto_prec = !strcmp(o->precision, "auto");
+        if (want_bf16 || auto_prec) {
+            if (nn_backend_cpu_set_precision(t->be, NN_PREC_BF16, err, sizeof err)) {
+                if (want_bf16)
+                    FAIL("--precision bf16: %s", err);
+                snprintf(t->precision_note, sizeof t->precision_note, " (no bf16: %s)", err);
+            }
+        }
+        snprintf(o->precision, sizeof o->precision, "%s", *nn_backend_cpu_isa(t->be) ? "bf16" : "fp32");
     }
     if (nn_model_create(&t->model, &t->cfg, t->be, t->max_local * o->max_seq_len, t->max_local, o->max_seq_len,
                         err))
@@ -1213,6 +1226,7 @@ static int open_all(trainer *t, const char *command)
     in->n_val = t->split.n_val;
     in->n_test = t->split.n_test;
     in->max_local = t->max_local;
+    in->precision_note = t->precision_note;
     in->steps_per_epoch = steps_per_epoch;
     in->total_steps = total;
     in->warmup_steps = ac.warmup_steps;
@@ -1303,7 +1317,17 @@ static int evaluate_all(trainer *t, int64_t epoch, double seconds, double tok_s)
 
 int trainer_evaluate(trainer *t, int64_t epoch, double seconds, double tok_s, char err[TRAINER_ERRLEN])
 {
-    return evaluate_all(t, epoch, seconds, tok_s) ? failed(t, err) : 0;
+    /* evaluation in fp32 on the CPU, whatever the training GEMMs: the metrics a run
+     * records are exactly what `adebert eval` of its checkpoint reports */
+    int bf16 = !t->cuda && *nn_backend_cpu_isa(t->be);
+    char nerr[NN_ERRLEN];
+    if (bf16) nn_backend_cpu_set_precision(t->be, NN_PREC_FP32, nerr, sizeof nerr);
+    int rc = evaluate_all(t, epoch, seconds, tok_s);
+    if (bf16 && nn_backend_cpu_set_precision(t->be, NN_PREC_BF16, nerr, sizeof nerr)) {
+        snprintf(err, TRAINER_ERRLEN, "%s", nerr);
+        return 1;
+    }
+    return rc ? failed(t, err) : 0;
 }
 
 int trainer_save(trainer *t, int64_t next_epoch, int64_t next_batch, char err[TRAINER_ERRLEN])

@@ -43,6 +43,7 @@ typedef struct {
     size_t n_params;
     size_t n_train, n_train_pos, n_val, n_test;
     int64_t max_local;       /* most sequences one rank holds in a step */
+    const char *precision_note; /* "" or why --precision auto chose fp32 on the CPU */
     int64_t steps_per_epoch, total_steps, warmup_steps;
     int64_t resumed_from;    /* step of the checkpoint resumed from; -1: fresh start */
     int64_t start_epoch, start_batch; /* the next global batch to run */

@@ -128,10 +128,6 @@ struct nn_backend {
     void *impl;
 };
 
-/* The CPU reference backend (fp32, the GEMM provider chosen at build time,
- * OpenMP threads = omp_get_max_threads() unless threads > 0). */
-int nn_backend_cpu_create(nn_backend **out, int threads, char *err, size_t errlen);
-void nn_backend_destroy(nn_backend *b);
 
 /* "dnnl", "blis" or "openblas": what the CPU backend's gemm calls. */
 const char *nn_cpu_blas_name(void);
@@ -163,6 +159,20 @@ size_t nn_cuda_peak_bytes(const nn_backend *b);
 const char *nn_cuda_device_name(const nn_backend *b);
 /* The backend's cudaStream_t (for dist's NCCL reducer); NULL for other backends. */
 void *nn_cuda_stream(const nn_backend *b);
+
+/* ---- CPU backend (nn/cpu/): fp32 by default with the GEMM provider chosen at build
+ * time; OpenMP threads = omp_get_max_threads() unless threads > 0. */
+int nn_backend_cpu_create(nn_backend **out, int threads, char *err, size_t errlen);
+void nn_backend_destroy(nn_backend *b);
+/* FP32 or BF16 (->gemm rounds A and B to bf16, nearest even, and accumulates in
+ * fp32 through oneDNN's matmul: the GPU's bf16 contract; every other op, the
+ * per-sequence attention products included, stays fp32). 1 with the reason in err
+ * for other precisions, builds without oneDNN and CPUs without AVX512-BF16/AMX. */
+int nn_backend_cpu_set_precision(nn_backend *b, nn_precision p, char *err, size_t errlen);
+/* The ISA of the bf16 GEMM ("avx512_core_bf16", "avx512_core_amx"); "" in fp32. */
+const char *nn_backend_cpu_isa(const nn_backend *b);
+/* 1 where nn_backend_cpu_set_precision(BF16) would succeed; else 0 and why. */
+int nn_cpu_bf16_available(char *why, size_t whylen);
 
 /* Philox4x32-10 bits of one dropout element, and the derived keep decision; the
  * same function every backend implements (tests and the reference generator

@@ -17,6 +17,8 @@
 
 typedef struct {
     int threads;
+    nn_cpu_bf16 *bf16; /* made by the first nn_backend_cpu_set_precision(BF16), kept */
+    int use_bf16;      /* ->gemm rounds its inputs to bf16 */
 } cpu_state;
 
 static void *cpu_alloc(nn_backend *b, size_t bytes)
@@ -65,8 +67,9 @@ static void cpu_sync(nn_backend *b)
 static void cpu_gemm(nn_backend *b, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *A,
                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-    (void)b;
-    nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    cpu_state *s = b->impl;
+    if (s->use_bf16) nn_cpu_bf16_gemm(s->bf16, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    else nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 static void cpu_bias_add(nn_backend *b, float *y, const float *bias, int64_t rows, int64_t cols)
@@ -560,6 +563,7 @@ static void cpu_adamw(nn_backend *b, float *p, const float *g, float *m, float *
 static void cpu_destroy(nn_backend *b)
 {
     if (!b) return;
+    if (b->impl) nn_cpu_bf16_free(((cpu_state *)b->impl)->bf16);
     free(b->impl);
     free(b);
 }
@@ -617,6 +621,31 @@ int nn_backend_cpu_create(nn_backend **out, int threads, char *err, size_t errle
     b->impl = s;
     *out = b;
     return 0;
+}
+
+int nn_backend_cpu_set_precision(nn_backend *b, nn_precision p, char *err, size_t errlen)
+{
+    cpu_state *s = b->impl;
+    if (p != NN_PREC_FP32 && p != NN_PREC_BF16) {
+        snprintf(err, errlen, "the CPU backend computes in fp32 or bf16, not %s", nn_precision_name(p));
+        return 1;
+    }
+    if (p == NN_PREC_BF16 && !s->bf16 && !(s->bf16 = nn_cpu_bf16_create(err, errlen))) return 1;
+    s->use_bf16 = p == NN_PREC_BF16;
+    return 0;
+}
+
+const char *nn_backend_cpu_isa(const nn_backend *b)
+{
+    const cpu_state *s = b->impl;
+    return s->use_bf16 ? nn_cpu_bf16_isa(s->bf16) : "";
+}
+
+int nn_cpu_bf16_available(char *why, size_t whylen)
+{
+    nn_cpu_bf16 *c = nn_cpu_bf16_create(why, whylen);
+    nn_cpu_bf16_free(c);
+    return c != NULL;
 }
 
 void nn_backend_destroy(nn_backend *b)

@@ -2,6 +2,10 @@
 #include "nn/cpu/gemm.h"
 #include "nn/backend.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #if defined(ADEBERT_BLAS_DNNL)
 #include <oneapi/dnnl/dnnl.h>
 #define PROVIDER "dnnl"
@@ -36,3 +40,228 @@ void nn_cpu_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, flo
                 (int)n, (int)k, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 #endif
 }
+
+/* ---- bf16: oneDNN matmul on bf16 copies of A and B, fp32 accumulation and C */
+#if defined(ADEBERT_BLAS_DNNL)
+
+#include <immintrin.h>
+
+#define BF16_CACHE 96 /* BERT's step uses ~12 distinct (shape, alpha, beta) per length mix */
+
+typedef struct {
+    int64_t m, n, k, ldc;
+    int ta, tb;
+    float alpha, beta;
+    dnnl_primitive_t prim;
+} bf16_entry;
+
+struct nn_cpu_bf16 {
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    uint16_t *a, *b; /* staging: op inputs as bf16, packed (ld = rows of the stored layout) */
+    size_t acap, bcap;
+    bf16_entry cache[BF16_CACHE];
+    int ncache, next;
+    char isa[32];
+    int warned;
+};
+
+static int grow(uint16_t **p, size_t *cap, size_t n)
+{
+    if (n <= *cap) return 0;
+    size_t bytes = ((n * sizeof **p) + 63) & ~(size_t)63;
+    uint16_t *q = aligned_alloc(64, bytes);
+    if (!q) return 1;
+    free(*p);
+    *p = q;
+    *cap = bytes / sizeof **p;
+    return 0;
+}
+
+/* rows x cols of src (leading dimension ld) -> dst packed (leading dimension cols).
+ * The bf16 context exists only where oneDNN found AVX512-BF16, so the converting
+ * instruction (VCVTNEPS2BF16: nearest even, NaN kept; it reads denormal inputs as
+ * zero, unlike nn_bf16_round) is there too; the tail uses nn_bf16_round. */
+__attribute__((target("avx512f,avx512bf16"))) static void to_bf16(uint16_t *dst, const float *src, int64_t rows,
+                                                                  int64_t cols, int64_t ld)
+{
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *s = src + r * ld;
+        uint16_t *d = dst + r * cols;
+        int64_t j = 0;
+        for (; j + 16 <= cols; j += 16) {
+            __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(s + j));
+            _mm256_storeu_si256((__m256i *)(d + j), (__m256i)h);
+        }
+        for (; j < cols; j++) d[j] = nn_bf16_round(s[j]);
+    }
+}
+
+static dnnl_primitive_t make_prim(nn_cpu_bf16 *c, const bf16_entry *e)
+{
+    dnnl_memory_desc_t a, b, d;
+    /* op(A) is m x k: stored m x k (ld k) or, transposed, k x m (ld m) */
+    dnnl_dims_t da = {e->m, e->k}, db = {e->k, e->n}, dd = {e->m, e->n};
+    dnnl_dims_t sa = {e->ta ? 1 : e->k, e->ta ? e->m : 1};
+    dnnl_dims_t sb = {e->tb ? 1 : e->n, e->tb ? e->k : 1};
+    dnnl_dims_t sd = {e->ldc, 1};
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_matmul_desc_t md;
+    if (dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&d, 2, dd, dnnl_f32, sd) != dnnl_success ||
+        dnnl_matmul_desc_init(&md, &a, &b, NULL, &d) != dnnl_success || dnnl_primitive_attr_create(&attr) != dnnl_success)
+        goto out;
+    if (e->alpha != 1.0f && dnnl_primitive_attr_set_output_scales(attr, 1, 0, &e->alpha) != dnnl_success) goto out;
+    if (e->beta != 0.0f) {
+        if (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_sum(po, e->beta) != dnnl_success ||
+            dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success)
+            goto out;
+    }
+    if (dnnl_primitive_desc_create(&pd, &md, attr, c->eng, NULL) != dnnl_success) goto out;
+    if (dnnl_primitive_create(&prim, pd) != dnnl_success) prim = NULL;
+out:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return prim;
+}
+
+static dnnl_primitive_t lookup(nn_cpu_bf16 *c, const bf16_entry *key)
+{
+    for (int i = 0; i < c->ncache; i++) {
+        bf16_entry *e = &c->cache[i];
+        if (e->m == key->m && e->n == key->n && e->k == key->k && e->ldc == key->ldc && e->ta == key->ta &&
+            e->tb == key->tb && e->alpha == key->alpha && e->beta == key->beta)
+            return e->prim;
+    }
+    dnnl_primitive_t p = make_prim(c, key);
+    if (!p) return NULL;
+    int slot = c->ncache < BF16_CACHE ? c->ncache++ : (c->next++ % BF16_CACHE);
+    if (c->cache[slot].prim) dnnl_primitive_destroy(c->cache[slot].prim);
+    c->cache[slot] = *key;
+    c->cache[slot].prim = p;
+    return p;
+}
+
+nn_cpu_bf16 *nn_cpu_bf16_create(char *err, size_t errlen)
+{
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    const char *name = NULL;
+    if ((isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx) name = "avx512_core_amx";
+    else if ((isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16) name = "avx512_core_bf16";
+    if (!name) {
+        snprintf(err, errlen, "this CPU has neither AVX512-BF16 nor AMX (as oneDNN sees it; ONEDNN_MAX_CPU_ISA can "
+                              "lower it)");
+        return NULL;
+    }
+    nn_cpu_bf16 *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "bf16 GEMM: out of memory");
+        return NULL;
+    }
+    snprintf(c->isa, sizeof c->isa, "%s", name);
+    if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&c->stream, c->eng, dnnl_stream_default_flags) != dnnl_success) {
+        snprintf(err, errlen, "bf16 GEMM: oneDNN engine/stream creation failed");
+        nn_cpu_bf16_free(c);
+        return NULL;
+    }
+    /* one probe: a primitive must exist for the shapes we use */
+    bf16_entry probe = {.m = 16, .n = 16, .k = 16, .ldc = 16, .alpha = 1.0f};
+    if (!lookup(c, &probe)) {
+        snprintf(err, errlen, "bf16 GEMM: oneDNN has no bf16 matmul on this CPU");
+        nn_cpu_bf16_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void nn_cpu_bf16_free(nn_cpu_bf16 *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->ncache; i++)
+        if (c->cache[i].prim) dnnl_primitive_destroy(c->cache[i].prim);
+    if (c->stream) dnnl_stream_destroy(c->stream);
+    if (c->eng) dnnl_engine_destroy(c->eng);
+    free(c->a);
+    free(c->b);
+    free(c);
+}
+
+const char *nn_cpu_bf16_isa(const nn_cpu_bf16 *c)
+{
+    return c ? c->isa : "";
+}
+
+void nn_cpu_bf16_gemm(nn_cpu_bf16 *c, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    bf16_entry key = {.m = m, .n = n, .k = k, .ldc = ldc, .ta = ta, .tb = tb, .alpha = alpha, .beta = beta};
+    dnnl_primitive_t p = NULL;
+    dnnl_memory_desc_t ma, mb, md;
+    dnnl_memory_t xa = NULL, xb = NULL, xd = NULL;
+    int ok = !grow(&c->a, &c->acap, (size_t)(m * k)) && !grow(&c->b, &c->bcap, (size_t)(k * n)) &&
+             (p = lookup(c, &key)) != NULL;
+    if (ok) {
+        /* stored layouts: A is (ta ? k x m : m x k), B is (tb ? n x k : k x n) */
+        to_bf16(c->a, A, ta ? k : m, ta ? m : k, lda);
+        to_bf16(c->b, B, tb ? n : k, tb ? k : n, ldb);
+        const_dnnl_primitive_desc_t pd;
+        ok = dnnl_primitive_get_primitive_desc(p, &pd) == dnnl_success;
+        const dnnl_memory_desc_t *q;
+        if (ok && (q = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0))) ma = *q; else ok = 0;
+        if (ok && (q = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))) mb = *q; else ok = 0;
+        if (ok && (q = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0))) md = *q; else ok = 0;
+        ok = ok && dnnl_memory_create(&xa, &ma, c->eng, c->a) == dnnl_success &&
+             dnnl_memory_create(&xb, &mb, c->eng, c->b) == dnnl_success &&
+             dnnl_memory_create(&xd, &md, c->eng, C) == dnnl_success;
+        if (ok) {
+            dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, xa}, {DNNL_ARG_WEIGHTS, xb}, {DNNL_ARG_DST, xd}};
+            ok = dnnl_primitive_execute(p, c->stream, 3, args) == dnnl_success &&
+                 dnnl_stream_wait(c->stream) == dnnl_success;
+        }
+    }
+    if (xa) dnnl_memory_destroy(xa);
+    if (xb) dnnl_memory_destroy(xb);
+    if (xd) dnnl_memory_destroy(xd);
+    if (!ok) { /* not expected once the probe passed; never silently wrong */
+        if (!c->warned++)
+            fprintf(stderr, "adebert: bf16 GEMM %lldx%lldx%lld failed in oneDNN; computing it in fp32\n",
+                    (long long)m, (long long)n, (long long)k);
+        nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    }
+}
+
+#else /* BLIS / OpenBLAS builds: no bf16 path */
+
+nn_cpu_bf16 *nn_cpu_bf16_create(char *err, size_t errlen)
+{
+    snprintf(err, errlen, "bf16 on the CPU needs the oneDNN build (ADEBERT_BLAS=dnnl), this one uses %s", PROVIDER);
+    return NULL;
+}
+void nn_cpu_bf16_free(nn_cpu_bf16 *c)
+{
+    (void)c;
+}
+void nn_cpu_bf16_gemm(nn_cpu_bf16 *c, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    (void)c;
+    nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+const char *nn_cpu_bf16_isa(const nn_cpu_bf16 *c)
+{
+    (void)c;
+    return "";
+}
+#endif

@@ -20,7 +20,7 @@ assert len(a) == len(b) and len(a) > 0
 print('%.3g' % (max(abs(x - y) for x, y in zip(a, b)) / max(abs(x) for x in a)))" "$1" "$2"; }
 
 args=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --epochs 2 --limit 256 --batch-size 16
-      --lr 1e-3 --quiet)
+      --lr 1e-3 --precision fp32 --quiet)  # fp32: a 2 -> 1 rank change is exact only to fp32 rounding
 "$BIN" "${args[@]}" --out "$TMP/one" --dump-params "$TMP/one.bin" >"$TMP/one.log" 2>&1 || fail "1-rank run"
 mpi 2 "$BIN" "${args[@]}" --out "$TMP/x" --debug-stop-at 21 >"$TMP/x1.log" 2>&1
 rc=$?

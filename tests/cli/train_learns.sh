@@ -49,7 +49,7 @@ expect_exit 2 "train: missing --out" -- "$BIN" train --model tiny
 expect_exit 2 "train: bad batch size" -- "$BIN" train --out "$TMP/x" --batch-size 0
 expect_exit 2 "train: bad --device" -- "$BIN" train --out "$TMP/x" --device tpu
 expect_exit 2 "train: bad --precision" -- "$BIN" train --out "$TMP/x" --device cuda --precision fp8
-expect_exit 2 "train: --precision bf16 on the CPU" -- "$BIN" train --out "$TMP/x" --precision bf16
+expect_exit 2 "train: --precision fp16 on the CPU" -- "$BIN" train --out "$TMP/x" --precision fp16
 expect_exit 2 "train: bad --loss-scale" -- "$BIN" train --out "$TMP/x" --loss-scale -4
 if ! version_says "CUDA +built in; [1-9][0-9]* x "; then
   expect_exit 1 "train: --device cuda without a GPU: one line" -- "$BIN" train --out "$TMP/c" --data "$CORPUS" --vocab "$CASED_VOCAB" --cased --device cuda
