@@ -35,6 +35,16 @@ def normalize(text):
     return " ".join(t.split())
 
 
+def valid_text(text):
+    """Encodable as UTF-8 (no lone surrogates from a \\ud800 escape) and free of NUL,
+    which adebert's JSONL reader refuses."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 # ------------------------------------------------------------------ split folders
 
 def load_split(d, parts=PARTS):
@@ -305,7 +315,10 @@ def read_rows(path):
     return rows
 
 
+def side_path(out, suffix):
+    """OUT.jsonl -> OUT<suffix> next to the output."""
+    return (out[:-len(".jsonl")] if out.endswith(".jsonl") else out) + suffix
+
+
 def report_path(out):
-    """OUT.jsonl -> OUT.filter.json, next to the output."""
-    base = out[:-len(".jsonl")] if out.endswith(".jsonl") else out
-    return base + ".filter.json"
+    return side_path(out, ".filter.json")

@@ -8,8 +8,9 @@
 
 Rows are {"text", "label" (Adverse_Event|Not_AE), "source", "prompt_id"}. Reasons, in
 the order they are checked (the first that applies is counted):
-  invalid_utf8, empty, malformed   not UTF-8; no text; not an object with a string
-                                   text and a known label (input files only)
+  invalid_utf8, empty, malformed   not UTF-8 (a lone surrogate, or a NUL, which
+                                   adebert's JSONL reader refuses, included); no text;
+                                   not an object with a string text and a known label
   exact_dup_val, exact_dup_test    the normalised text (NFKC, casefold, whitespace
                                    collapsed) equals a validation / test text
   near_dup_val, near_dup_test      MinHash estimate of the character n-gram Jaccard
@@ -122,6 +123,8 @@ class Filter:
         self.seen += 1
         if not isinstance(text, str) or label not in (ac.POS, ac.NEG):
             return self.drop("malformed", where)
+        if not ac.valid_text(text):
+            return self.drop("invalid_utf8", where)
         norm = ac.normalize(text)
         if not norm:
             return self.drop("empty", where)
@@ -297,13 +300,6 @@ def main():
                 r = None
             if not isinstance(r, dict) or not isinstance(r.get("text"), str):
                 flt.check(None, None, n)
-                continue
-            # a lone surrogate (\ud800 in the JSON) is not UTF-8 text either
-            try:
-                r["text"].encode("utf-8")
-            except UnicodeEncodeError:
-                flt.seen += 1
-                flt.drop("invalid_utf8", n)
                 continue
             if flt.check(r["text"], r.get("label"), n) is None:
                 kept.append({"text": r["text"], "label": r["label"], "source": r.get("source", ""),

@@ -25,7 +25,7 @@ Failures: HTTP 429/5xx, timeouts and connection errors are retried (--retries ti
 waiting --backoff x 2^attempt seconds, at most --max-backoff, or the server's
 Retry-After); other HTTP errors and exhausted retries end the run with one line on
 stderr and exit 1. --max-requests caps the HTTP requests of one invocation (retries
-included). OUT and OUT.state.json are rewritten atomically after every response, so
+included). OUT and OUT.state.json (OUT less .jsonl) are rewritten atomically after every response, so
 OUT is always valid JSONL; running the same command again continues at the next
 request and never repeats a request or a kept sentence. Exit 0 when --count rows are
 there or the budget is spent (the summary says which), 1 on failure, 2 on bad usage.
@@ -55,7 +55,7 @@ import filter as flt  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARSE_DROPS = ("malformed_response", "truncated_response", "empty_response", "truncated_sentence",
-               "not_a_sentence", "unterminated", "surplus")
+               "not_a_sentence", "unterminated", "invalid_utf8", "surplus")
 STATE_KEYS = {"seed": "--seed", "k": "--k", "per_request": "--per-request", "api": "--api", "model": "--model",
               "prompt_sha256": "--prompt template", "train_sha256": "--split (other training rows)"}
 
@@ -125,6 +125,8 @@ def parse_reply(content, cut):
             drops["not_a_sentence"] += 1
         elif s[-1] not in ".!?" and s[-2:] not in ('."', ".)", ".'", ".\u201d"):
             drops["unterminated"] += 1
+        elif not ac.valid_text(s):
+            drops["invalid_utf8"] += 1
         else:
             out.append(s)
     return out, drops
@@ -234,7 +236,7 @@ class Client:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", required=True, help="an `adebert data split` folder (shots from its train.jsonl)")
-    ap.add_argument("--out", required=True, help="output JSONL (state in OUT.state.json)")
+    ap.add_argument("--out", required=True, help="output JSONL (state in OUT.state.json, OUT less .jsonl)")
     ap.add_argument("--endpoint", required=True, help="base URL of the API, e.g. http://127.0.0.1:8080/v1")
     ap.add_argument("--api", choices=("chat", "completions"), default="chat", help="[chat]")
     ap.add_argument("--model", default="default", help="model name sent with each request [default]")
@@ -259,7 +261,7 @@ def main():
             a.backoff < 0 or a.timeout <= 0 or a.max_tokens < 1:
         ap.error("need --count, --k, --per-request, --max-tokens >= 1, --timeout > 0, and no negative "
                  "--max-requests, --retries, --backoff")
-    state_path = a.out + ".state.json"
+    state_path = ac.side_path(a.out, ".state.json")
     rows = []
     try:
         flt.check_args(a)

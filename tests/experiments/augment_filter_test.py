@@ -91,7 +91,8 @@ plan = {  # reason: the planted lines
     "too_long": [J(too_long)],
     "no_drug": [J(no_drug)],
     "no_effect": [J(no_effect)],
-    "invalid_utf8": [b'{"text": "bad \xff\xfe bytes", "label": "Not_AE"}', b'{"text": "\\ud800 lone", "label": "Not_AE"}'],
+    "invalid_utf8": [b'{"text": "bad \xff\xfe bytes", "label": "Not_AE"}', b'{"text": "\\ud800 lone", "label": "Not_AE"}',
+                     J("a NUL \u0000 which adebert refuses", "Not_AE")],
     "empty": [J("   \t ")],
     "malformed": [b"this is not json", J("a label nobody knows", "Maybe")],
 }

@@ -78,7 +78,7 @@ def llm(out, *args, filt=False):
 
 
 def state(out):
-    return json.load(open(out + ".state.json"))
+    return json.load(open(ac.side_path(out, ".state.json")))
 
 
 def examples(prompt):
@@ -99,6 +99,20 @@ def valid_jsonl(path):
     except (ValueError, OSError):
         return False, 0
 
+
+# ---- 0. reply parsing (no server)
+sys.path.insert(0, ac.ROOT + "/experiments/augment")
+import llm_fewshot  # noqa: E402
+got, d = llm_fewshot.parse_reply(
+    "<think>Let me think about drugs.</think>Sure! Here are three:\n1. \"Drug A caused rash in one patient.\"\n"
+    "2) Drug B caused severe nausea in two. 3. Drug C caused a mild tremor here.\nLet me know if you need more.\n"
+    "4. Drug D caused \ud800 odd text.\n5. An unterminated sentence about drug E", False)
+check(got == ["Drug A caused rash in one patient.", "Drug B caused severe nausea in two.",
+              "Drug C caused a mild tremor here."] and
+      d == {"not_a_sentence": 2, "invalid_utf8": 1, "unterminated": 1},
+      f"parse_reply: quotes, '2)', inline '3.', a think block; chatter, a surrogate, an unterminated line dropped ({d})")
+got, d = llm_fewshot.parse_reply("* Drug A caused a rash today.\n* Drug B caused a fever and", True)
+check(got == ["Drug A caused a rash today."] and d == {"truncated_sentence": 1}, "bullets; cut at max_tokens: last dropped")
 
 # ---- A. chat, with the filter: the prompts
 control([])
@@ -168,7 +182,7 @@ check(state(C)["requests_sent"] == 5, "the state counts 5 requests over both run
 # a crash after writing the rows but before the state: the rows tell where to go on
 st = state(C)
 st["next_request"] = 3
-json.dump(st, open(C + ".state.json", "w"))
+json.dump(st, open(ac.side_path(C, ".state.json"), "w"))
 control([])
 rc, so, se = llm(C, "--count", 100, "--max-requests", 1)
 r_new = [int(re.match(r"llm:s1:r(\d+):", r["prompt_id"]).group(1)) for r in rows(C)][25:]
