@@ -17,7 +17,9 @@ acronyms as they are, and a preceding 'a'/'an' is fixed. Rows:
 {"text", "label": "Adverse_Event", "source": "span_swap", "prompt_id":
 "swap:<mode>:t<train row id>:r<relation>:d<drug>:e<effect>"} (lexicon indices, -1
 when kept). Same split, seed and options: the same file. Written atomically, 0600;
-counts to stdout and OUT.filter.json. Never prints corpus text.
+counts to stdout and OUT.filter.json. Never prints corpus text. Exit 0; 1 on an
+error (one line); 3 when --max-tries draws gave fewer than --count rows (those are
+written).
 """
 import argparse
 import os
