@@ -156,7 +156,7 @@ class Client:
         self.url = base + ("/chat/completions" if a.api == "chat" else "/completions")
         u = urllib.parse.urlparse(self.url)
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise ac.AugError(f"--endpoint must be an http(s) URL, e.g. http://127.0.0.1:8080/v1")
+            raise ac.AugError("--endpoint must be an http(s) URL, e.g. http://127.0.0.1:8080/v1")
         self.where = f"{u.scheme}://{u.netloc}"
         handlers = []
         try:

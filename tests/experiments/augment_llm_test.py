@@ -29,7 +29,6 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from augment_testlib import PY, ac, check, done, make_split, quotes_any, rows, run, tmpdir  # noqa: E402
-import filter as flt  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 tmp = tmpdir("augment-llm")

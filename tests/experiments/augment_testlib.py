@@ -12,7 +12,7 @@ SRC = os.environ.get("ADEBERT_SOURCE_DIR") or os.path.dirname(os.path.dirname(os
     os.path.abspath(__file__))))
 AUG = os.path.join(SRC, "experiments", "augment")
 sys.path.insert(0, AUG)
-import augcommon as ac  # noqa: E402
+import augcommon as ac  # noqa: E402,F401 (re-exported to the tests)
 
 BIN = os.environ.get("ADEBERT_BIN") or os.path.join(SRC, "build", "adebert")
 DATA = os.environ.get("ADEBERT_TEST_DATA") or os.path.join(SRC, "..", "shared", "data")
