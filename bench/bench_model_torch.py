@@ -5,6 +5,7 @@ hyper-parameters as adebert), HF's dynamic padding to the longest sequence of th
 batch, the same batch composition (--lengths from `adebert bench --print-lengths`).
 
   python3 bench/bench_model_torch.py --model minilm --lengths 32,29,... [--steps 3] [--threads 2] [--json]
+      [--autocast bf16]
 
 Environment used for the committed results: Debian python3-torch 1.13.1 (apt) +
 pip transformers==4.36.2 (see tests/reference/gen_model_reference.py). Run it
@@ -34,6 +35,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                    help="bf16: forward and loss under torch.autocast('cpu', bfloat16) (fp32 master weights)")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -60,7 +63,8 @@ def main():
     times = []
     for step in range(a.warmup + a.steps):
         t0 = time.perf_counter()
-        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast == "bf16"):
+            out = model(input_ids=ids, attention_mask=mask, labels=labels)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -77,7 +81,8 @@ def main():
     r = dict(side="pytorch", model=a.model, batch_size=B, tokens_per_step=tokens, padded_tokens=B * Lm,
              steps=a.steps, warmup=a.warmup, ms_per_step=med * 1e3, ms_min=times[0] * 1e3, ms_max=times[-1] * 1e3,
              tokens_per_s=tokens / med, gflops=flops / med * 1e-9, peak_rss_mb=rss,
-             threads=torch.get_num_threads(), torch=torch.__version__, final_loss=out.loss.item())
+             threads=torch.get_num_threads(), torch=torch.__version__, final_loss=out.loss.item(),
+             precision="bf16-autocast" if a.autocast == "bf16" else "fp32")
     if a.json:
         print(json.dumps(r))
     else:
