@@ -265,4 +265,14 @@ cp "$TMP/aug40.jsonl" "$TMP/moved.jsonl"
   pass "resume with the same file (another path) works" || fail "resume with the same file: $(tail -2 "$TMP/rres.log")"
 cmp -s "$TMP/rfull.bin" "$TMP/rstop.bin" && pass "... and is exact (parameters bit-identical)" ||
   fail "resumed augmented run differs from the uninterrupted one"
+# eval rebuilds the test rows from the corpus alone: the augmented run's test record again
+"$BIN" eval --checkpoint "$TMP/rfull/best.h5" --json >"$TMP/eval.json" 2>"$TMP/eval.err" || fail "eval: $(cat "$TMP/eval.err")"
+python3 - "$TMP/eval.json" "$TMP/rfull/metrics.jsonl" "$TMP/rfull/best.json" <<'PY' &&
+import json, sys
+e = json.load(open(sys.argv[1]))
+step = json.load(open(sys.argv[3]))["step"]
+t = [json.loads(l) for l in open(sys.argv[2]) if '"test"' in l and json.loads(l)["step"] == step][-1]
+sys.exit(0 if all(e[k] == t[k] for k in ("tp", "fp", "tn", "fn", "f1", "roc_auc", "eval_loss")) else 1)
+PY
+  pass "eval of the augmented run's best.h5 reproduces its test record" || fail "eval differs from the run's test record"
 finish
