@@ -57,6 +57,16 @@ static int read_file(const char *path, file_buf *fb, char err[IO_ERRLEN]) {
     return 0;
 }
 
+int io_read_file(const char *path, char **data, size_t *size, char err[IO_ERRLEN]) {
+    file_buf fb;
+    *data = NULL;
+    *size = 0;
+    if (read_file(path, &fb, err)) return -1;
+    *data = fb.data;
+    *size = fb.size;
+    return 0;
+}
+
 /* 1-based line number of byte `off`, for error messages only. */
 static size_t line_of(const char *data, size_t off) {
     size_t line = 1;
@@ -67,7 +77,7 @@ static size_t line_of(const char *data, size_t off) {
 /* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF). NUL is refused too:
  * texts are handed on as C strings. Returns the offset of the first bad byte, or
  * `len` when all is well. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t len) {
+size_t io_utf8_text_invalid_at(const unsigned char *s, size_t len) {
     size_t i = 0;
     while (i < len) {
         unsigned c = s[i];
@@ -96,7 +106,7 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len) {
 }
 
 static int check_utf8(const char *path, const file_buf *fb, char err[IO_ERRLEN]) {
-    size_t bad = utf8_invalid_at((const unsigned char *)fb->data, fb->size);
+    size_t bad = io_utf8_text_invalid_at((const unsigned char *)fb->data, fb->size);
     if (bad == fb->size) return 0;
     return io_fail(err, "%s:%zu: %s", path, line_of(fb->data, bad),
                 fb->data[bad] == '\0' ? "NUL byte" : "invalid UTF-8");
@@ -545,7 +555,7 @@ static int parse_csv(const file_buf *fb, size_t pos, const char *path, builder *
 /* cJSON ends a string at an escaped NUL (\u0000), which would silently cut the
  * text short; such lines are refused. An escape starts at an odd run of
  * backslashes. */
-static int has_nul_escape(const char *s, size_t len) {
+int io_json_has_nul_escape(const char *s, size_t len) {
     for (size_t i = 0; i < len; i++) {
         if (s[i] != '\\') continue;
         size_t run = 0;
@@ -563,7 +573,7 @@ static int parse_jsonl(const file_buf *fb, size_t pos, const char *path, builder
     while (rc == 0 && next_line(fb, &pos, &s, &len)) {
         line++;
         if (is_blank(s, len)) continue;
-        if (has_nul_escape(s, len)) {
+        if (io_json_has_nul_escape(s, len)) {
             rc = io_fail(err, "%s:%zu: \\u0000 (NUL) in a string is not supported", path, line);
             break;
         }
@@ -596,7 +606,7 @@ static int parse_jsonl(const file_buf *fb, size_t pos, const char *path, builder
         if (rc == 0) {
             /* \u escapes can still spell a lone surrogate or a NUL. */
             size_t tl = strlen(t->valuestring);
-            if (utf8_invalid_at((const unsigned char *)t->valuestring, tl) != tl)
+            if (io_utf8_text_invalid_at((const unsigned char *)t->valuestring, tl) != tl)
                 rc = io_fail(err, "%s:%zu: invalid UTF-8 in \"text\"", path, line);
             else
                 rc = builder_add(b, t->valuestring, tl, label, group, path, line, err);
@@ -608,7 +618,7 @@ static int parse_jsonl(const file_buf *fb, size_t pos, const char *path, builder
 
 /* ------------------------------------------------------------ hashing and views */
 
-static uint64_t hash_bytes(const char *s, size_t len) {
+uint64_t io_hash_bytes(const char *s, size_t len) {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a finaliser so low bits mix */
     for (size_t i = 0; i < len; i++) {
         h ^= (unsigned char)s[i];
@@ -631,7 +641,7 @@ int io_corpus_text_classes(const io_corpus *c, uint32_t *first, char err[IO_ERRL
     memset(slot, 0xFF, cap * sizeof *slot); /* UINT32_MAX = empty */
     size_t mask = cap - 1;
     for (size_t i = 0; i < c->n; i++) {
-        size_t h = (size_t)hash_bytes(c->text[i], c->len[i]) & mask;
+        size_t h = (size_t)io_hash_bytes(c->text[i], c->len[i]) & mask;
         for (;;) {
             uint32_t j = slot[h];
             if (j == UINT32_MAX) {

@@ -136,6 +136,56 @@ int io_splitdir_write(const char *dir, const io_corpus *c, const io_split *s, co
 /* sha256 of a file as 64 lowercase hex digits. */
 int io_sha256_file(const char *path, char hex[65], char err[IO_ERRLEN]);
 
+/* ------------------------------------------------------------ augmentation */
+
+/* `adebert train --augment FILE`: extra (e.g. synthetic) rows that join the TRAIN
+ * split only. FILE is JSON Lines, one object per line:
+ *   "text"      non-empty string, valid UTF-8, no \u0000           (required)
+ *   "label"     "Adverse_Event" | "Not_AE" | 1 | 0                  (required)
+ *   "source"    string                                             (optional)
+ *   "prompt_id" string or integer                                  (optional)
+ * Other keys are ignored; blank lines are skipped but counted. The last line may
+ * lack its newline if it parses. Errors read "FILE: line N: reason" and never quote
+ * the line (the rows may hold patient data). */
+typedef struct {
+    io_corpus rows;  /* the file's rows in file order (pmid -1) */
+    uint32_t *line;  /* 1-based line number of each row */
+    char sha256[65]; /* of the bytes that were parsed */
+} io_augment;
+
+int io_augment_load(const char *path, io_augment *out, char err[IO_ERRLEN]);
+void io_augment_free(io_augment *a);
+
+/* The form the leakage check compares: NFKC_Casefold (utf8proc: compatibility
+ * composition, case folding, default-ignorable code points removed), every run of
+ * whitespace one space, no leading or trailing space. *out is malloc'd,
+ * NUL-terminated, *out_len bytes. Invalid UTF-8 is an error. */
+int io_text_normalise(const char *text, char **out, size_t *out_len, char err[IO_ERRLEN]);
+
+/* The first augment row (in file order) whose normalised text equals the normalised
+ * text of one of the n rows of c listed in `rows` (e.g. validation and test):
+ * *found = 1 and *row = its index in a->rows; *found = 0 when none does. */
+int io_augment_find_normalised(const io_augment *a, const io_corpus *c, const uint32_t *rows, size_t n,
+                               int *found, size_t *row, char err[IO_ERRLEN]);
+
+/* How many of the augment rows listed in `use` have, byte for byte, the text of one
+ * of the n rows of c listed in `rows`. */
+int io_augment_count_exact(const io_augment *a, const uint32_t *use, size_t n_use, const io_corpus *c,
+                           const uint32_t *rows, size_t n, size_t *count, char err[IO_ERRLEN]);
+
+/* n_use of n_rows row indices, by a seeded permutation: a Fisher-Yates shuffle of
+ * 0..n_rows-1 driven by a counter-based generator keyed by `seed` (no rand()), of
+ * which the first n_use are taken, returned ascending in use[0..n_use). The same
+ * seed gives the same rows on every machine, and a smaller n_use a subset of a
+ * larger one's rows. */
+int io_augment_choose(size_t n_rows, size_t n_use, uint64_t seed, uint32_t *use, char err[IO_ERRLEN]);
+
+/* Appends the augment rows listed in `use` to the corpus (after all its rows, in
+ * the order given) and their new row indices to s->train, which stays ascending if
+ * it was; s->val and s->test are untouched. On failure c and s are unchanged. */
+int io_augment_join(io_corpus *c, io_split *s, const io_augment *a, const uint32_t *use, size_t n_use,
+                    char err[IO_ERRLEN]);
+
 /* --------------------------------------------------------------- tokenizer */
 
 /* A WordPiece vocabulary: token id = 0-based line number. Loading fails when

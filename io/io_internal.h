@@ -8,6 +8,20 @@
  * path reads `return io_fail(err, "%s:%zu: ...", path, line);`. */
 int io_fail(char err[IO_ERRLEN], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The whole regular file, NUL-terminated (size + 1 bytes, malloc'd). */
+int io_read_file(const char *path, char **data, size_t *size, char err[IO_ERRLEN]);
+
+/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF; NUL refused too): the
+ * offset of the first bad byte, or `len` when all is well. */
+size_t io_utf8_text_invalid_at(const unsigned char *s, size_t len);
+
+/* 1 when a JSON text holds a \u0000 escape, which cJSON would silently end a
+ * string at. */
+int io_json_has_nul_escape(const char *s, size_t len);
+
+/* FNV-1a with a finaliser: a hash for open-addressing text tables. */
+uint64_t io_hash_bytes(const char *s, size_t len);
+
 /* IEEE binary16 -> binary32, exact (subnormals, inf and NaN kept). */
 float io_half_to_float(uint16_t h);
 

@@ -163,6 +163,11 @@ static void print_banner(const trainer_info *in, dist_comm *comm)
         printf("adebert train: %s view %s, split %s (seed %llu): train %zu (%zu positive), val %zu, test %zu\n",
                o->data, io_view_name(o->view), io_split_name(o->split), (unsigned long long)o->split_seed,
                in->n_train, in->n_train_pos, in->n_val, in->n_test);
+    if (in->augment_sha256)
+        printf("  augment: %s (sha256 %.8s\u2026): %zu of %zu rows used (%zu positive, %zu negative) -> train only; "
+               "%zu duplicate training rows\n",
+               o->augment, in->augment_sha256, in->aug_used, in->aug_in_file, in->aug_used_pos,
+               in->aug_used - in->aug_used_pos, in->aug_dup_train);
     printf("  model %s: %lld layers x %lld hidden, %zu parameters; %s, %s\n", o->model,
            (long long)in->cfg->num_hidden_layers, (long long)in->cfg->hidden_size, in->n_params,
            o->lowercase ? "lowercased" : "cased", o->vocab);

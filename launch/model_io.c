@@ -17,9 +17,14 @@ int mio_make_split(const io_corpus *c, const mio_data *d, io_split *out, char er
     if (io_splitdir_is(d->data) ? io_splitdir_split(d->data, c->n, out, err)
                                 : io_split_make(c, d->split, d->seed, d->test_fraction, d->val_fraction, out, err))
         return -1;
-    if (d->limit > 0)
-        io_split_limit(out, (size_t)d->limit, (size_t)(d->limit / 4 > 0 ? d->limit / 4 : 1), d->seed);
+    mio_limit_split(out, d);
     return 0;
+}
+
+void mio_limit_split(io_split *s, const mio_data *d)
+{
+    if (d->limit > 0)
+        io_split_limit(s, (size_t)d->limit, (size_t)(d->limit / 4 > 0 ? d->limit / 4 : 1), d->seed);
 }
 
 char *mio_data_to_json(const mio_data *d, const char *extra)

@@ -40,6 +40,9 @@ typedef struct {
  * most `limit` train rows and limit/4 validation and test rows). Train and eval
  * both call this, so "the test split" is the same rows for both. */
 int mio_make_split(const io_corpus *c, const mio_data *d, io_split *out, char err[IO_ERRLEN]);
+/* --limit's cap alone (mio_make_split's second half), for a caller that looks at the
+ * whole split first: train checks --augment rows against every val/test row. */
+void mio_limit_split(io_split *s, const mio_data *d);
 
 /* JSON object text (malloc'd) / parse back (unknown keys ignored; missing ones are
  * errors). extra (may be NULL): a JSON object whose members are added as well. */

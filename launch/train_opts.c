@@ -41,6 +41,16 @@ static const char *const train_usage =
     "                         grouped leaks none\n"
     "  --val-fraction F       share of train held out for validation [0.1]\n"
     "  --limit N              quick runs: at most N train rows and N/4 val and test rows\n"
+    "  --augment FILE.jsonl   extra rows (e.g. synthetic positives) for the TRAIN split only,\n"
+    "                         never validation or test (after the split and --limit). One\n"
+    "                         object per line: {\"text\": str, \"label\": \"Adverse_Event\"|\"Not_AE\"|1|0,\n"
+    "                         \"source\": str, \"prompt_id\": str|int} (the last two optional).\n"
+    "                         A row whose text equals a validation or test sentence after\n"
+    "                         NFKC casefolding and white space collapsing is refused. The\n"
+    "                         file's sha256 and the rows used go into config.json (resume\n"
+    "                         refuses another file) and RUN_DIR/augment_lines.txt\n"
+    "  --augment-ratio R      use round(R x positive train rows) rows of the --augment file,\n"
+    "                         chosen by a permutation seeded with --split-seed [all rows]\n"
     "\n"
     "optimisation\n"
     "  --epochs N             [10]\n"
@@ -129,6 +139,7 @@ static const opt_desc descs[] = {
     {"split", T_SPLIT, F(split), 0, 0, 1},
     {"val-fraction", T_DBL, F(val_fraction), 0, 0.999999, 1},
     {"limit", T_I64, F(limit), 0, 1e12, 1},
+    {"augment", T_STR, F(augment), 0, 0, 1},
     {"epochs", T_INT, F(epochs), 1, 100000, 1},
     {"batch-size", T_INT, F(batch_size), 1, 1 << 20, 1},
     {"lr", T_DBL, F(lr), 0, 10, 1},
@@ -162,7 +173,7 @@ static const opt_desc descs[] = {
 };
 #define NDESC (sizeof descs / sizeof *descs)
 
-enum { OPT_BASE = 1000, OPT_LOWER = 2000, OPT_CASED, OPT_CONFIG, OPT_EVAL, OPT_HELP, OPT_SAVE };
+enum { OPT_BASE = 1000, OPT_LOWER = 2000, OPT_CASED, OPT_CONFIG, OPT_EVAL, OPT_HELP, OPT_SAVE, OPT_AUG_RATIO };
 
 static void set_defaults(train_opts *o)
 {
@@ -292,6 +303,20 @@ static int apply_save_every(train_opts *o, const char *v, const char *where)
     return 0;
 }
 
+/* A ratio of 0 would silently add nothing: R > 0 when given (0 in opts: not given). */
+static int apply_augment_ratio(train_opts *o, const char *v, const char *where)
+{
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || !*v || *end || !isfinite(x) || !(x > 0) || x > 1e6) {
+        cli_error("train", "%s: --augment-ratio must be a positive number (at most 1e6), not '%s'", where, v);
+        return -1;
+    }
+    o->augment_ratio = x;
+    return 0;
+}
+
 static void key_of(const char *name, char *key, size_t n)
 {
     snprintf(key, n, "%s", name);
@@ -369,6 +394,8 @@ static int load_config(train_opts *o, const char *path)
             if (cJSON_IsNumber(it))
                 snprintf(val, sizeof val, "%.0f", it->valuedouble);
             rc = apply_eval_every(o, val, where);
+        } else if (!strcmp(it->string, "augment_ratio") && !cJSON_IsBool(it)) {
+            rc = apply_augment_ratio(o, val, where);
         } else if (!strcmp(it->string, "save_every") && !cJSON_IsBool(it)) {
             if (cJSON_IsNumber(it))
                 snprintf(val, sizeof val, "%.0f", it->valuedouble);
@@ -396,7 +423,7 @@ static int load_config(train_opts *o, const char *path)
 int train_opts_parse(train_opts *o, int argc, char **argv)
 {
     set_defaults(o);
-    struct option longopts[NDESC + 9];
+    struct option longopts[NDESC + 10];
     size_t k = 0;
     for (size_t i = 0; i < NDESC; i++)
         longopts[k++] = (struct option){descs[i].name, descs[i].type == T_FLAG ? no_argument : required_argument,
@@ -407,6 +434,7 @@ int train_opts_parse(train_opts *o, int argc, char **argv)
     longopts[k++] = (struct option){"eval-every", required_argument, NULL, OPT_EVAL};
     longopts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
     longopts[k++] = (struct option){"save-every", required_argument, NULL, OPT_SAVE};
+    longopts[k++] = (struct option){"augment-ratio", required_argument, NULL, OPT_AUG_RATIO};
     longopts[k++] = (struct option){0, 0, 0, 0};
 
     /* Pass 1: --help and --config, so the file sits under the flags. */
@@ -450,6 +478,9 @@ int train_opts_parse(train_opts *o, int argc, char **argv)
                 return 2;
         } else if (ch == OPT_SAVE) {
             if (apply_save_every(o, optarg, "command line"))
+                return 2;
+        } else if (ch == OPT_AUG_RATIO) {
+            if (apply_augment_ratio(o, optarg, "command line"))
                 return 2;
         }
     }
@@ -504,6 +535,10 @@ int train_opts_parse(train_opts *o, int argc, char **argv)
         return 2;
     }
 #endif
+    if (o->augment_ratio > 0 && !o->augment[0]) {
+        cli_error("train", "--augment-ratio needs --augment FILE.jsonl");
+        return 2;
+    }
     if (!o->out[0]) {
         cli_error("train", "--out RUN_DIR is required (see --help)");
         return 2;
@@ -541,6 +576,15 @@ char *train_opts_to_json(const train_opts *o)
         cJSON_AddNumberToObject(j, "eval_every", (double)o->eval_every);
     else
         cJSON_AddStringToObject(j, "eval_every", "epoch");
+    /* absent without --augment: runs without it record (and resume) what they did before */
+    if (o->augment[0]) {
+        if (o->augment_ratio > 0)
+            cJSON_AddNumberToObject(j, "augment_ratio", o->augment_ratio);
+        else
+            cJSON_AddNullToObject(j, "augment_ratio");
+    } else {
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "augment");
+    }
     char *txt = cJSON_Print(j);
     cJSON_Delete(j);
     return txt;

@@ -27,6 +27,8 @@ typedef struct {
     char loss_scale[32];      /* auto | dynamic | none | a fixed positive scale */
     int64_t max_steps; /* 0: no cap */
     int64_t limit;     /* 0: all rows */
+    char augment[1024];   /* --augment FILE.jsonl: extra rows for the train split only ("": none) */
+    double augment_ratio; /* use round(R x train positives) of them; 0: all */
     int64_t eval_every; /* 0: every epoch; N: every N steps (and at the end) */
     char class_weights[64]; /* none | balanced | W0,W1 */
     int threads;            /* 0: OMP_NUM_THREADS / all cores */

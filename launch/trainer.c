@@ -103,6 +103,10 @@ struct trainer {
     int hf_weights;       /* --model HF_DIR holds weights: start from them */
     double last_grad_norm, last_lr; /* of the last step, for the evaluation records */
     int reduce_failed;    /* a bucket's reduction failed inside backward (t->err says why) */
+    /* --augment: what was read and used (config.json, the banner) */
+    char aug_sha256[65];
+    size_t aug_in_file, aug_used, aug_used_pos, aug_train_pos, aug_dup_train;
+    uint32_t *aug_lines;  /* 1-based file lines of the rows used, ascending */
     trainer_info info;
     char err[TRAINER_ERRLEN];
 };
@@ -121,6 +125,7 @@ void trainer_close(trainer *t)
     free(t->scores);
     free(t->all_scores);
     free(t->train_json);
+    free(t->aug_lines);
     if (t->sample_log)
         fclose(t->sample_log);
     if (t->step_log)
@@ -284,7 +289,87 @@ static mio_data data_settings(const trainer *t)
     return d;
 }
 
-static int setup_data(trainer *t)
+/* --augment, before --limit: the file's rows, refused when one of them is a
+ * validation or test sentence (normalised). Checked against the whole split, not
+ * just the rows --limit keeps: the file must be clean for any run. */
+static int augment_check(trainer *t, io_augment *a)
+{
+    const char *path = t->o.augment;
+    char err[IO_ERRLEN];
+    if (io_augment_load(path, a, err))
+        FAIL("--augment %s", err);
+    size_t n = t->split.n_val + t->split.n_test;
+    uint32_t *rows = malloc((n ? n : 1) * sizeof *rows);
+    if (!rows)
+        FAIL("out of memory");
+    if (t->split.n_val)
+        memcpy(rows, t->split.val, t->split.n_val * sizeof *rows);
+    if (t->split.n_test)
+        memcpy(rows + t->split.n_val, t->split.test, t->split.n_test * sizeof *rows);
+    int found = 0;
+    size_t row = 0;
+    int rc = io_augment_find_normalised(a, &t->corpus, rows, n, &found, &row, err);
+    free(rows);
+    if (rc)
+        FAIL("--augment %.300s: %s", path, err);
+    if (found)
+        FAIL("--augment %.300s: line %u duplicates a validation/test sentence (normalised); filter the file "
+             "first (experiments/augment)",
+             path, a->line[row]);
+    return 0;
+}
+
+/* --augment, after --limit: the rows used (all, or round(R x positive train rows)
+ * chosen by a permutation seeded with --split-seed, like --limit's rows: model
+ * seeds then vary over fixed rows) join the corpus and the train split. */
+static int augment_join(trainer *t, io_augment *a)
+{
+    const train_opts *o = &t->o;
+    char err[IO_ERRLEN];
+    size_t pos = 0;
+    for (size_t i = 0; i < t->split.n_train; i++)
+        pos += t->corpus.label[t->split.train[i]];
+    size_t n_file = a->rows.n, n_use = n_file;
+    if (o->augment_ratio > 0) {
+        double want = round(o->augment_ratio * (double)pos);
+        if (want > (double)n_file)
+            FAIL("--augment-ratio %g asks for %.0f rows (round(%g x %zu positive train rows)), the file has %zu "
+                 "(--augment %.300s)",
+                 o->augment_ratio, want, o->augment_ratio, pos, n_file, o->augment);
+        if (want < 1)
+            FAIL("--augment-ratio %g x %zu positive train rows rounds to 0 rows", o->augment_ratio, pos);
+        n_use = (size_t)want;
+    }
+    uint32_t *use = malloc(n_use * sizeof *use);
+    t->aug_lines = malloc(n_use * sizeof *t->aug_lines);
+    if (!use || !t->aug_lines) {
+        free(use);
+        FAIL("out of memory");
+    }
+    int rc = io_augment_choose(n_file, n_use, o->split_seed, use, err);
+    if (rc == 0)
+        rc = io_augment_count_exact(a, use, n_use, &t->corpus, t->split.train, t->split.n_train, &t->aug_dup_train,
+                                    err);
+    size_t used_pos = 0;
+    for (size_t i = 0; rc == 0 && i < n_use; i++) {
+        used_pos += a->rows.label[use[i]];
+        t->aug_lines[i] = a->line[use[i]];
+    }
+    if (rc == 0)
+        rc = io_augment_join(&t->corpus, &t->split, a, use, n_use, err);
+    free(use);
+    if (rc)
+        FAIL("--augment %.300s: %s", o->augment, err);
+    snprintf(t->aug_sha256, sizeof t->aug_sha256, "%s", a->sha256);
+    t->aug_in_file = n_file;
+    t->aug_used = n_use;
+    t->aug_used_pos = used_pos;
+    t->aug_train_pos = pos;
+    return 0;
+}
+
+/* The corpus, the split (--limit; --augment rows join train), the tokens. */
+static int setup_split(trainer *t)
 {
     train_opts *o = &t->o;
     char err[IO_ERRLEN];
@@ -294,11 +379,31 @@ static int setup_data(trainer *t)
     data = o->data;
     if (io_corpus_load(data, o->view, &t->corpus, err))
         FAIL("%s (io/fetch-ade-corpus.sh downloads the ADE corpus)", err);
-    mio_data d = data_settings(t);
-    if (mio_make_split(&t->corpus, &d, &t->split, err))
+    mio_data d = data_settings(t), whole = d;
+    whole.limit = 0; /* mio_make_split in two halves: the augment check sees every val/test row */
+    if (mio_make_split(&t->corpus, &whole, &t->split, err))
         FAIL("%s", err);
-    if (t->split.n_train == 0)
-        FAIL("the train split is empty");
+    io_augment a;
+    memset(&a, 0, sizeof a);
+    int rc = o->augment[0] ? augment_check(t, &a) : 0;
+    if (rc == 0) {
+        mio_limit_split(&t->split, &d);
+        if (t->split.n_train == 0) {
+            snprintf(t->err, sizeof t->err, "the train split is empty");
+            rc = -1;
+        }
+    }
+    if (rc == 0 && o->augment[0])
+        rc = augment_join(t, &a);
+    io_augment_free(&a);
+    return rc;
+}
+
+static int setup_data(trainer *t)
+{
+    train_opts *o = &t->o;
+    char err[IO_ERRLEN];
+    TRY(setup_split(t));
     if (io_tokenizer_init(&t->tok, t->vocab, o->lowercase, err) ||
         io_tokenize_corpus(t->tok, &t->corpus, (size_t)o->max_seq_len, &t->tokens, err))
         FAIL("%s", err);
@@ -787,7 +892,8 @@ static int option_may_change(const char *key)
 {
     static const char *const ok[] = {"data",      "out",        "threads",     "device",
                                      "precision", "init",       "keep_last",   "save_every",
-                                     "config_file", "reduce_precision", "comm_timeout"};
+                                     "config_file", "reduce_precision", "comm_timeout",
+                                     "augment" /* the path: its sha256 is compared */};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (!strcmp(key, ok[i]))
             return 1;
@@ -824,6 +930,20 @@ static int try_resume(trainer *t, const char *path, loop_state *ls, char err[MIO
                      path, it->string, a ? a : "(absent)", b ? b : "?");
             free(a);
             free(b);
+            rc = -2;
+            goto out;
+        }
+    }
+    /* and the other way round: an option the run had that this command lacks (a
+     * resume without its --augment) */
+    cJSON_ArrayForEach(it, train)
+    {
+        if (!option_may_change(it->string) && !cJSON_GetObjectItemCaseSensitive(now, it->string)) {
+            char *a = cJSON_PrintUnformatted(it);
+            snprintf(err, MIO_ERRLEN,
+                     "%.300s was written with %s = %.60s, this command has (absent): resume with the same options",
+                     path, it->string, a ? a : "?");
+            free(a);
             rc = -2;
             goto out;
         }
@@ -1132,18 +1252,30 @@ static int open_all(trainer *t, const char *command)
     t->train_json = train_opts_to_json(o);
     if (!t->train_json)
         FAIL("out of memory");
-    if (io_splitdir_is(o->data)) {
-        /* the rows' hashes go with the options (config.json, checkpoints): a resume
-         * over changed files is refused like any other changed option */
+    /* the rows' hashes go with the options (config.json, checkpoints): a resume
+     * over changed files is refused like any other changed option */
+    if (io_splitdir_is(o->data) || o->augment[0]) {
         char *h = NULL, herr[IO_ERRLEN];
         cJSON *j = cJSON_Parse(t->train_json);
-        if (!j || io_splitdir_hashes(o->data, &h, herr)) {
+        if (!j || (io_splitdir_is(o->data) && io_splitdir_hashes(o->data, &h, herr))) {
             int oom = !j;
             cJSON_Delete(j);
             FAIL("%s", oom ? "out of memory" : herr);
         }
-        cJSON_AddItemToObject(j, "split_sha256", cJSON_Parse(h));
+        if (h)
+            cJSON_AddItemToObject(j, "split_sha256", cJSON_Parse(h));
         free(h);
+        if (o->augment[0]) {
+            cJSON_AddStringToObject(j, "augment_sha256", t->aug_sha256);
+            cJSON *r = cJSON_AddObjectToObject(j, "augment_rows");
+            cJSON_AddNumberToObject(r, "in_file", (double)t->aug_in_file);
+            cJSON_AddNumberToObject(r, "used", (double)t->aug_used);
+            cJSON_AddNumberToObject(r, "used_positive", (double)t->aug_used_pos);
+            cJSON_AddNumberToObject(r, "used_negative", (double)(t->aug_used - t->aug_used_pos));
+            cJSON_AddNumberToObject(r, "train_positives", (double)t->aug_train_pos);
+            cJSON_AddNumberToObject(r, "duplicate_train_rows", (double)t->aug_dup_train);
+            cJSON_AddStringToObject(r, "chosen_by", o->augment_ratio > 0 ? "split_seed" : "all");
+        }
         free(t->train_json);
         t->train_json = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
@@ -1202,6 +1334,18 @@ static int open_all(trainer *t, const char *command)
             write_run_file(t->run_dir, t->resumed_from >= 0 ? "command-resume.txt" : "command.txt", command, err,
                            sizeof err))
             FAIL("%s", err);
+        if (o->augment[0]) {
+            /* which rows of the file this run trained on: line numbers, never text */
+            char *lines = malloc(t->aug_used * 11 + 1), *p = lines;
+            if (!lines)
+                FAIL("out of memory");
+            for (size_t i = 0; i < t->aug_used; i++)
+                p += sprintf(p, "%u\n", t->aug_lines[i]);
+            int rc = write_run_file(t->run_dir, "augment_lines.txt", lines, err, sizeof err);
+            free(lines);
+            if (rc)
+                FAIL("%s", err);
+        }
         char p[1200];
         if (join_path(p, sizeof p, t->run_dir, "train_log.jsonl"))
             FAIL("--out: path too long");
@@ -1223,6 +1367,13 @@ static int open_all(trainer *t, const char *command)
     in->n_train = t->split.n_train;
     for (size_t i = 0; i < t->split.n_train; i++)
         in->n_train_pos += t->corpus.label[t->split.train[i]];
+    if (o->augment[0]) {
+        in->augment_sha256 = t->aug_sha256;
+        in->aug_in_file = t->aug_in_file;
+        in->aug_used = t->aug_used;
+        in->aug_used_pos = t->aug_used_pos;
+        in->aug_dup_train = t->aug_dup_train;
+    }
     in->n_val = t->split.n_val;
     in->n_test = t->split.n_test;
     in->max_local = t->max_local;

@@ -8,7 +8,9 @@
  *
  * Every rank loads and tokenizes the corpus, computes the same split and the same
  * epoch order from (seed, epoch) without communicating, and takes its share of
- * each global batch. Losses are divided by the GLOBAL normaliser, gradients are
+ * each global batch. --augment rows are appended to the corpus and the train split
+ * on every rank alike (same file, same seeded choice): from then on they are train
+ * rows like any other (sampler, sharding, dropout keys, resume). Losses are divided by the GLOBAL normaliser, gradients are
  * SUM-reduced (dist/reducer.h), so N ranks give the 1-rank result (DESIGN.md).
  * Rank 0 alone prints and writes files.
  *
@@ -41,7 +43,10 @@ typedef struct {
     dist_nccl *nccl;         /* NULL on the CPU */
     int cuda;
     size_t n_params;
-    size_t n_train, n_train_pos, n_val, n_test;
+    size_t n_train, n_train_pos, n_val, n_test; /* n_train(_pos): --augment rows included */
+    const char *augment_sha256; /* --augment: the file's sha256; NULL without it */
+    size_t aug_in_file, aug_used, aug_used_pos, aug_dup_train; /* rows; aug_dup_train: used rows whose
+                                                                   text is exactly a train row's */
     int64_t max_local;       /* most sequences one rank holds in a step */
     const char *precision_note; /* "" or why --precision auto chose fp32 on the CPU */
     int64_t steps_per_epoch, total_steps, warmup_steps;
@@ -58,9 +63,10 @@ typedef struct {
     double mean_loss;  /* train loss averaged since the last evaluation */
 } trainer_step_result;
 
-/* Model config, vocab, corpus, split, backend, model, reducer, optimizer, initial
- * weights, --resume, and the run directory (RUN_DIR = o->out, 0700: config.json,
- * command.txt or command-resume.txt holding `command`, train_log.jsonl). */
+/* Model config, vocab, corpus, split, --augment rows, backend, model, reducer,
+ * optimizer, initial weights, --resume, and the run directory (RUN_DIR = o->out,
+ * 0700: config.json, command.txt or command-resume.txt holding `command`,
+ * train_log.jsonl, augment_lines.txt with --augment). */
 int trainer_open(trainer **out, const train_opts *o, dist_comm *comm, const char *command,
                  char err[TRAINER_ERRLEN]);
 void trainer_close(trainer *t); /* NULL ok; leaves the communicator alone */
