@@ -6,7 +6,9 @@ A spec is a JSON object:
   runs_dir   where run directories go [experiments/runs]
   seeds      model seeds, e.g. [1, 2, 3]
   protocols  any of "honest", "study" (both by default)
-  train      adebert train options for every row (flag names with '_': epochs, lr, ...)
+  train      adebert train options for every row (flag names with '_': epochs, lr, ...);
+             augment: a JSONL of synthetic rows, "{protocol}" in it replaced by the protocol
+             (each protocol's train split needs its own file: experiments/augment)
   rows       [{name, kind: adebert|linear|hf, model, vocab, casing, train: {...}}]
   hpo        hyperparameter search of one row (experiments/hpo; check_hpo below)
 A model "fetch:NAME" is io/fetch-model.sh NAME, installed under models/NAME.
@@ -31,7 +33,7 @@ TOP_KEYS = {"name", "data", "runs_dir", "seeds", "protocols", "train", "rows", "
 ROW_KEYS = {"name", "kind", "model", "vocab", "casing", "train", "seeds", "protocols", "comment"}
 TRAIN_KEYS = {"epochs", "lr", "weight_decay", "warmup_ratio", "warmup_steps", "batch_size", "max_seq_len",
               "grad_clip", "class_weights", "max_steps", "eval_every", "group_by_length", "limit",
-              "save_every", "keep_last", "precision"}
+              "save_every", "keep_last", "precision", "augment", "augment_ratio"}
 
 
 class SpecError(Exception):
@@ -323,6 +325,8 @@ def adebert_cmd(sp, r, protocol, seed, rd, train):
         cmd += ["--" + r["casing"]]
     t2 = dict(train)
     t2.setdefault("keep_last", 1)
+    if "augment" in t2:  # synthetic rows for this protocol's train split (experiments/augment)
+        t2["augment"] = _path(str(t2["augment"]).replace("{protocol}", protocol))
     for k in sorted(t2):
         cmd += _flag(k, t2[k])
     return cmd
@@ -369,7 +373,14 @@ def run_state(job):
 
 
 def check_config(job):
-    """A run directory made for another configuration is refused (its RUNNER.json)."""
+    """A run directory made for another configuration is refused (its RUNNER.json); an
+    --augment file must exist before the run starts."""
+    cmd = job["cmd"]
+    if "--augment" in cmd:
+        f = cmd[cmd.index("--augment") + 1]
+        if not os.path.isfile(f):
+            raise SpecError(f"{job['id']}: --augment {f} does not exist; make it first "
+                            f"(experiments/augment/span_swap.py --split SPLIT_DIR --out {f})")
     rd = job["run_dir"]
     rec = os.path.join(rd, "RUNNER.json")
     if os.path.exists(rec):

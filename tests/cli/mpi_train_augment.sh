@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # --augment over 2 MPI ranks: every rank reads the file and picks the same rows, so
-# the 2-rank run equals the 1-rank run (per-step losses within 1e-5 relative, the
+# the 2-rank run equals the 1-rank run (in fp32: per-step losses within 1e-5 relative, the
 # ranks' sample ids partition each global batch) and a whole epoch covers the train
 # rows plus exactly the augment rows used. A refusal (a test sentence in the file)
 # ends the job with exit 1, nothing written. (Single-process cases: train_augment.sh.)
@@ -34,7 +34,8 @@ train() { # np tag [extra flags]
   local np=$1 tag=$2; shift 2
   timeout 300 mpirun "${root_flags[@]}" --oversubscribe --bind-to none --timeout 280 -np "$np" \
     "$BIN" train --data "$SS" --model tiny --vocab "$CASED_VOCAB" --cased --epochs 1 --batch-size 8 --lr 1e-3 \
-    --max-seq-len 64 --save-every none --quiet --threads 1 --out "$TMP/$tag" --log-samples "$TMP/$tag.samples" \
+    --max-seq-len 64 --save-every none --precision fp32 --quiet --threads 1 --out "$TMP/$tag" \
+    --log-samples "$TMP/$tag.samples" \
     "$@" >"$TMP/$tag.log" 2>&1
 }
 train 1 np1 --augment "$TMP/aug.jsonl" --augment-ratio 0.25 || fail "np 1 ran: $(tail -2 "$TMP/np1.log")"
