@@ -32,7 +32,7 @@ for t in "${targets[@]}"; do
   case $t in safetensors) seeds="$src/tests/reference";; torchbin) seeds="$src/tests/reference/torchbin";; esac
   dict=(); [ -f "$src/tests/fuzz/$t.dict" ] && dict=(-dict="$src/tests/fuzz/$t.dict")
   mkdir -p "$out/corpus-$t"
-  ( cd "$out" && "$exe" "${dict[@]}" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
+  ( cd "$out" && "$exe" "${dict[@]}" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/$t-" \
       "$out/corpus-$t" "$seeds" >"$out/$t.log" 2>&1 )
   rc=$?
   python3 - "$t" "$rc" "$out/$t.log" "$out" <<'PY'
@@ -40,9 +40,9 @@ import json, os, re, sys
 t, rc, log, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 s = open(log, errors="replace").read()
 g = lambda pat: (re.findall(pat, s) or [None])[-1]
-crashes = [f for f in os.listdir(out) if f.startswith(("crash-", "leak-", "timeout-", "oom-"))]
+crashes = [f for f in os.listdir(out) if f.startswith(tuple(f"{t}-{k}-" for k in ("crash", "leak", "timeout", "oom")))]
 print(json.dumps({"target": t, "exit": rc, "executions": int(g(r"stat::number_of_executed_units:\s*(\d+)") or 0),
     "exec_per_s": int(g(r"stat::average_exec_per_sec:\s*(\d+)") or 0), "coverage": int(g(r"cov: (\d+)") or 0),
-    "corpus": g(r"corp: (\S+)"), "deadly": "ERROR: " in s, "error": g(r"(ERROR: [^\n]*)"), "artifacts": crashes}))
+    "corpus": g(r"corp: (\S+)"), "deadly": "ERROR: " in s or "runtime error:" in s, "error": g(r"((?:ERROR: |runtime error: )[^\n]*)"), "artifacts": crashes}))
 PY
 done
