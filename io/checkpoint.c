@@ -196,7 +196,7 @@ static int attr_write(hid_t obj, const char *name, hid_t ftype, hid_t mtype, siz
     if (sp < 0) return -1;
     hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
     int rc = a < 0 || H5Awrite(a, mtype, val) < 0;
-    if (a >= 0) H5Aclose(a);
+    if (a >= 0 && H5Aclose(a) < 0) rc = 1;
     H5Sclose(sp);
     return rc ? -1 : 0;
 }
@@ -268,7 +268,11 @@ static int write_tensors(const char *path, hid_t grp, const char *gname, const c
         int bad = ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, src) < 0 ||
                   attr_u64(ds, "xxh64", h) < 0;
         if (bad) h5fail(err, "%s: cannot write %s/%s", path, gname, t->name); /* before closes clear the stack */
-        if (ds >= 0) H5Dclose(ds);
+        /* H5Dclose writes the chunks still in the chunk cache: its failure is a failed write */
+        if (ds >= 0 && H5Dclose(ds) < 0 && !bad) {
+            bad = 1;
+            h5fail(err, "%s: cannot write %s/%s (closing the dataset)", path, gname, t->name);
+        }
         if (dcpl >= 0) H5Pclose(dcpl);
         if (sp >= 0) H5Sclose(sp);
         if (bad) {
@@ -362,11 +366,11 @@ static int write_vocab(const char *path, hid_t fid, const ckpt_state *st, char e
     hid_t ds = bad ? -1 : H5Dcreate2(g, "vocab", t, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     bad = bad || ds < 0 || (st->vocab_n && H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0);
     if (bad) h5fail(err, "%s: cannot write /tokenizer/vocab", path);
-    if (ds >= 0) H5Dclose(ds);
+    if (ds >= 0 && H5Dclose(ds) < 0 && !bad) bad = h5fail(err, "%s: cannot write /tokenizer/vocab (closing it)", path) != 0;
     if (dcpl >= 0) H5Pclose(dcpl);
     if (sp >= 0) H5Sclose(sp);
     if (t >= 0) H5Tclose(t);
-    if (g >= 0) H5Gclose(g);
+    if (g >= 0 && H5Gclose(g) < 0 && !bad) bad = h5fail(err, "%s: cannot write /tokenizer (closing it)", path) != 0;
     free(buf);
     return bad ? -1 : 0;
 }
@@ -382,7 +386,7 @@ static int write_metrics(const char *path, hid_t grp, const ckpt_state *st, char
     bad = bad || ds < 0 ||
           (st->metrics_len && H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->metrics) < 0);
     if (bad) h5fail(err, "%s: cannot write /state/metrics", path);
-    if (ds >= 0) H5Dclose(ds);
+    if (ds >= 0 && H5Dclose(ds) < 0 && !bad) bad = h5fail(err, "%s: cannot write /state/metrics (closing it)", path) != 0;
     if (dcpl >= 0) H5Pclose(dcpl);
     if (sp >= 0) H5Sclose(sp);
     return bad ? -1 : 0;
@@ -498,11 +502,13 @@ int ckpt_write(const char *path, const ckpt_tensor *table, size_t n, const float
     s.metrics = ckpt_xxh64(st->metrics_len ? st->metrics : "", st->metrics_len, 0);
     if (write_state(path, gs, st, &s, has_optim, n, n_floats, err)) goto out;
     if (H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0) { h5fail(err, "%s: cannot flush %s", path, tmp); goto out; }
-    H5Gclose(gs); gs = -1;
-    if (gov >= 0) { H5Gclose(gov); gov = -1; }
-    if (gom >= 0) { H5Gclose(gom); gom = -1; }
-    if (go >= 0) { H5Gclose(go); go = -1; }
-    H5Gclose(gm); gm = -1;
+    /* closing a group may write its object header: a failure there is a failed save */
+    herr_t gc = H5Gclose(gs); gs = -1;
+    if (gov >= 0) { gc |= H5Gclose(gov); gov = -1; }
+    if (gom >= 0) { gc |= H5Gclose(gom); gom = -1; }
+    if (go >= 0) { gc |= H5Gclose(go); go = -1; }
+    gc |= H5Gclose(gm); gm = -1;
+    if (gc < 0) { h5fail(err, "%s: cannot close the groups of %s", path, tmp); goto out; }
     herr_t ce = H5Fclose(fid);
     fid = -1;
     if (ce < 0) { h5fail(err, "%s: cannot close %s", path, tmp); goto out; }

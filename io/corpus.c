@@ -449,6 +449,12 @@ static int csv_next(const file_buf *fb, size_t *pos, size_t *line, csv_record *r
     r->size = 0;
     r->nf = 0;
     size_t start_line = *line;
+    /* a buffer even for a record of empty fields: r->buf + start must never be NULL + 0
+     * (undefined; found by tests/fuzz/fuzz_corpus on the input ",") */
+    if (!r->buf) {
+        if (grow((void **)&r->buf, 256, 1)) return io_fail(err, "%s:%zu: out of memory", path, start_line);
+        r->cap = 256;
+    }
     if (csv_new_field(r)) return io_fail(err, "%s:%zu: out of memory", path, start_line);
     int quoted_field_start = 1;
     for (;;) {

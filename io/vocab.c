@@ -243,6 +243,15 @@ static int vocab_parse(const char *path, unsigned char *buf, size_t n, io_vocab 
                      id + 1, bad);
             return -1;
         }
+        /* a NUL would end the token early wherever it is used as a C string (lookups
+         * by length would still see all of it; a checkpoint's vocab would not) */
+        const unsigned char *nul = memchr(buf + pos, 0, e - pos);
+        if (nul) {
+            io_vocab_free(v);
+            snprintf(err, IO_ERRLEN, "vocab %s: line %zu: NUL byte at byte %zu of the line", path, id + 1,
+                     (size_t)(nul - (buf + pos)));
+            return -1;
+        }
         size_t tl = trim_end_len(buf + pos, e - pos);
         buf[pos + tl] = '\0';
         v->off[id] = (uint32_t)pos;

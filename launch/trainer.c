@@ -880,7 +880,8 @@ static void prune_checkpoints(const trainer *t)
     for (size_t i = (size_t)t->o.keep_last; i < n; i++) {
         char name[64], path[1200];
         checkpoint_name(name, sizeof name, steps[i]);
-        if (join_path(path, sizeof path, t->run_dir, name) == 0 && unlink(path) != 0)
+        /* already gone (deleted under the running job): nothing to do */
+        if (join_path(path, sizeof path, t->run_dir, name) == 0 && unlink(path) != 0 && errno != ENOENT)
             fprintf(stderr, "adebert train: warning: cannot delete old checkpoint %s: %s\n", path, strerror(errno));
     }
     free(steps);
@@ -997,6 +998,27 @@ static int bcast_floats(trainer *t, float *dev, size_t n)
     return 0;
 }
 
+/* Rank 0, holding the run directory's lock: temporaries of saves that a crash or
+ * SIGKILL cut short (ckpt-step*.h5.tmp, best.h5.tmp) are removed. They are never
+ * read (only complete files carry the final name), but would otherwise stay. */
+static void remove_stale_temporaries(const trainer *t)
+{
+    DIR *d = opendir(t->run_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 8 || strcmp(e->d_name + n - 7, ".h5.tmp") ||
+            (strncmp(e->d_name, CKPT_PREFIX, strlen(CKPT_PREFIX)) && strcmp(e->d_name, "best.h5.tmp")))
+            continue;
+        char path[1200];
+        if (join_path(path, sizeof path, t->run_dir, e->d_name) == 0 && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            fprintf(stderr, "adebert train: removed %s (a save that did not finish)\n", path);
+    }
+    closedir(d);
+}
+
 /* --resume: rank 0 finds the newest checkpoint in RUN_DIR that loads and verifies
  * (skipping bad ones with a warning), and gives its state to every rank. With none,
  * the run starts from scratch. */
@@ -1006,6 +1028,7 @@ static int resume(trainer *t)
     int64_t step = -1; /* of the checkpoint resumed from; -1: none */
     loop_state ls = t->ls;
     if (t->comm->rank == 0) {
+        remove_stale_temporaries(t);
         int64_t *steps;
         size_t n = list_checkpoints(t->run_dir, &steps);
         for (size_t i = 0; i < n; i++) {

@@ -480,6 +480,8 @@ static const bad_input BAD_INPUTS[] = {
     {"CSV: text after a closing quote", "a.csv", "text,label\n\"" SECRET "\"x,0\n", 0, NULL, NULL, 2,
      "closing quote"},
     {"CSV: no text column", "n.csv", "sentence,label\n" SECRET ",1\n", 0, NULL, NULL, 1, "header"},
+    /* found by tests/fuzz/fuzz_corpus: a header of empty fields read through a NULL buffer */
+    {"CSV: header of empty fields", "z.csv", ",\n" SECRET ",1\n", 0, NULL, NULL, 1, "header"},
     {"CSV: fewer fields than the header", "f.csv", "label,extra,text\n1,x,fine\n0," SECRET "\n", 0, NULL, NULL, 3,
      "fields"},
     /* TSV */

@@ -298,6 +298,8 @@ static void test_vocab_errors(void **state)
     expect_vocab_error("nocls.txt", S("[UNK]\n[SEP]\na\n"), "[CLS]");
     expect_vocab_error("nosep.txt", S("[UNK]\n[CLS]\na\n"), "[SEP]");
     expect_vocab_error("dup.txt", S("[UNK]\n[CLS]\n[SEP]\nab\ncd\nab\n"), "line 6");
+    /* found by tests/fuzz/fuzz_vocab: a NUL inside a token was accepted */
+    expect_vocab_error("nul.txt", S("[UNK]\n[CLS]\n[SEP]\nab\0cd\n"), "line 4: NUL byte at byte 2");
     /* trailing whitespace is trimmed (as tokenizers does), so this is a duplicate too */
     expect_vocab_error("dupws.txt", S("[UNK]\n[CLS]\n[SEP]\nab\nab \r\n"), "line 5");
     expect_vocab_error("badutf8.txt", S("[UNK]\n[CLS]\n[SEP]\nok\nb\xff\n"), "line 5");
