@@ -7,6 +7,7 @@
 #
 #   bench/run_cpu_bf16_bench.sh BUILD_DIR [PYTHON] [THREADS] [ROUNDS]
 #
+# CASES="model ade|fixed batch seqlen steps[;...]" picks cases (default: both below).
 # PYTHON must import torch and transformers (launch/install-deps.sh's venv:
 # ~/.cache/adebert-venv/bin/python; Debian's torch 1.13.1).
 set -euo pipefail
@@ -23,6 +24,7 @@ isa=$(ONEDNN_VERBOSE=1 "$build/adebert" bench --model tiny --steps 1 --warmup 0 
       | grep -o 'brg:avx512_core[a-z_0-9]*' | sort -u | tr '\n' ' ')
 echo "cpu: $cpu; oneDNN bf16 matmul: ${isa:-none}; threads $threads; rounds $rounds; rev $rev"
 cases=("minilm ade 32 128 5" "minilm fixed 32 128 3")
+[ -n "${CASES:-}" ] && IFS=';' read -r -a cases <<< "$CASES"  # e.g. CASES="minilm ade 32 128 5"
 : > "$out.tmp"
 tag() { sed "s/^{/{\"case\":\"$1\",\"round\":$2,\"cpu\":\"$cpu\",\"isa\":\"${isa% }\",/"; }
 for c in "${cases[@]}"; do

@@ -7,6 +7,7 @@
 # Tests that need the corpus read ../shared/data (ADEBERT_DATA_DIR=... to point
 # elsewhere) and fail when it is missing. GPU tests, where present, are skipped
 # (and counted as skipped) on machines without a GPU.
+# ADEBERT_TEST_STAGES="asan minimal" runs only those of the three (default: all).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,6 +15,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 data_args=()
 [ -n "${ADEBERT_DATA_DIR:-}" ] && data_args=(-DADEBERT_DATA_DIR="$ADEBERT_DATA_DIR")
 passed=0; failed=0; skipped=0
+stages=" ${ADEBERT_TEST_STAGES:-full asan minimal} "
+stage() { [[ "$stages" == *" $1 "* ]]; }
 
 run_ctest() { # dir label
   local log; log=$(mktemp)
@@ -30,11 +33,14 @@ run_ctest() { # dir label
   rm -f "$log"
 }
 
+if stage full; then
 echo "== 1/3 full build =="
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${data_args[@]}"
 cmake --build build -j "$jobs"
 run_ctest build full
+fi
 
+if stage asan; then
 echo "== 2/3 ASan + UBSan build (CPU paths) =="
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DADEBERT_SANITIZE=ON -DADEBERT_CUDA=OFF \
   "${data_args[@]}"
@@ -47,7 +53,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 \
 LSAN_OPTIONS=suppressions="$root/tests/lsan.supp":print_suppressions=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_ctest build-asan asan
+fi
 
+if stage minimal; then
 echo "== 3/3 minimal build (ADEBERT_MPI=OFF ADEBERT_HDF5=OFF, CUDA off: a bare host) =="
 cmake -S . -B build-min -G Ninja -DCMAKE_BUILD_TYPE=Release -DADEBERT_MPI=OFF -DADEBERT_HDF5=OFF \
   -DADEBERT_CUDA=OFF "${data_args[@]}"
@@ -59,6 +67,7 @@ if grep -q "single rank (built without MPI)" <<<"$min_version"; then
   passed=$((passed + 1)); echo "minimal build: adebert version reports one rank, no HDF5"
 else
   failed=$((failed + 1)); echo "minimal build: adebert version did not report the one-rank build" >&2
+fi
 fi
 
 echo
