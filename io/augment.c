@@ -219,16 +219,6 @@ static int is_blank(const char *s, size_t len)
     return 1;
 }
 
-static void hex_of(const uint8_t d[SHA256_DIGEST_SIZE], char hex[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[64] = '\0';
-}
-
 int io_augment_load(const char *path, io_augment *out, char err[IO_ERRLEN])
 {
     if (!out)
@@ -246,7 +236,7 @@ int io_augment_load(const char *path, io_augment *out, char err[IO_ERRLEN])
     sha256_init(&ctx);
     sha256_update(&ctx, size, (const uint8_t *)data);
     sha256_digest(&ctx, sizeof digest, digest);
-    hex_of(digest, out->sha256);
+    io_hex32(digest, out->sha256);
 
     int rc = 0;
     size_t bad = io_utf8_text_invalid_at((const unsigned char *)data, size);

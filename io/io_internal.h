@@ -25,4 +25,7 @@ uint64_t io_hash_bytes(const char *s, size_t len);
 /* IEEE binary16 -> binary32, exact (subnormals, inf and NaN kept). */
 float io_half_to_float(uint16_t h);
 
+/* 32 bytes (a sha256 digest) as 64 lowercase hex digits and a NUL. */
+void io_hex32(const uint8_t d[32], char hex[65]);
+
 #endif

@@ -34,16 +34,6 @@ int io_splitdir_is(const char *path)
     return access(p, F_OK) == 0;
 }
 
-static void hex_of(const uint8_t d[SHA256_DIGEST_SIZE], char hex[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[64] = '\0';
-}
-
 int io_sha256_file(const char *path, char hex[65], char err[IO_ERRLEN])
 {
     FILE *f = fopen(path, "rb");
@@ -61,7 +51,7 @@ int io_sha256_file(const char *path, char hex[65], char err[IO_ERRLEN])
         return io_fail(err, "%.300s: read error", path);
     uint8_t d[SHA256_DIGEST_SIZE];
     sha256_digest(&ctx, sizeof d, d);
-    hex_of(d, hex);
+    io_hex32(d, hex);
     return 0;
 }
 
@@ -283,7 +273,7 @@ static int write_part(const char *dir, const char *name, const io_corpus *c, con
         rc = rc ? rc : io_fail(err, "%.300s: write failed: %s", p, strerror(errno));
     uint8_t d[SHA256_DIGEST_SIZE];
     sha256_digest(&ctx, sizeof d, d);
-    hex_of(d, hex);
+    io_hex32(d, hex);
     return rc;
 }
 

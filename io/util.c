@@ -31,3 +31,13 @@ float io_half_to_float(uint16_t h)
     memcpy(&f, &bits, 4);
     return f;
 }
+
+void io_hex32(const uint8_t d[32], char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[64] = '\0';
+}
