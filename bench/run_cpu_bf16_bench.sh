@@ -26,7 +26,7 @@ echo "cpu: $cpu; oneDNN bf16 matmul: ${isa:-none}; threads $threads; rounds $rou
 cases=("minilm ade 32 128 5" "minilm fixed 32 128 3")
 [ -n "${CASES:-}" ] && IFS=';' read -r -a cases <<< "$CASES"  # e.g. CASES="minilm ade 32 128 5"
 : > "$out.tmp"
-tag() { sed "s/^{/{\"case\":\"$1\",\"round\":$2,\"cpu\":\"$cpu\",\"isa\":\"${isa% }\",/"; }
+tag() { sed "s|^{|{\"case\":\"$1\",\"round\":$2,\"cpu\":\"$cpu\",\"isa\":\"${isa% }\",|"; }
 for c in "${cases[@]}"; do
   read -r model kind bs seq steps <<< "$c"
   if [ "$kind" = ade ]; then largs=(--lengths ade); else largs=(--seq-len "$seq"); fi
