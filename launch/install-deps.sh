@@ -16,7 +16,7 @@ PKGS=(
   slurm-wlm munge  # tests/slurm: a single-node Slurm 22.05 cluster (srun --mpi=pmix)
   python3-torch python3-venv  # tests/cli/hf_reload.sh (+ the venv below): ~190 MB download
   python3-sklearn python3-optuna python3-matplotlib  # experiments/: baselines, HPO, report plots
-  python3-numpy  # experiments/augment: the MinHash near-duplicate filter
+  python3-numpy python3-scipy  # experiments/augment: MinHash filter; experiments/report --baseline: t-tests
 )
 missing=()
 for p in "${PKGS[@]}"; do
