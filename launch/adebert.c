@@ -56,11 +56,11 @@ static int cmd_version(void)
 #endif
         char why[256];
         nn_backend *cpu = NULL;
-        if (!nn_cpu_bf16_available(why, sizeof why))
-            printf("  CPU      %s GEMMs, fp32 only (%s)\n", nn_cpu_blas_name(), why);
-        else if (!nn_backend_cpu_create(&cpu, 0, why, sizeof why) &&
-                 !nn_backend_cpu_set_precision(cpu, NN_PREC_BF16, why, sizeof why))
+        if (!nn_backend_cpu_create(&cpu, 0, why, sizeof why) &&
+            !nn_backend_cpu_set_precision(cpu, NN_PREC_BF16, why, sizeof why))
             printf("  CPU      %s GEMMs, fp32 and bf16 (oneDNN %s)\n", nn_cpu_blas_name(), nn_backend_cpu_isa(cpu));
+        else
+            printf("  CPU      %s GEMMs, fp32 only (%s)\n", nn_cpu_blas_name(), why);
         nn_backend_destroy(cpu);
         nn_cuda_device_summary(buf, sizeof buf);
 #ifdef ADEBERT_HAVE_CUDA

@@ -69,6 +69,13 @@ n = int(sys.argv[4]) if len(sys.argv) > 4 else None
 a = [float(x) for x in open(sys.argv[1])][:n]; b = [float(x) for x in open(sys.argv[2])][:n]
 w = max(abs(x - y) / abs(x) for x, y in zip(a, b)); print('%.3g' % w)
 sys.exit(0 if len(a) == len(b) and w <= float(sys.argv[3]) else 1)" "$@"; }
+# params_maxrel A B: max |a - b| / max |a| of two float32 dumps (--dump-params).
+params_maxrel() { python3 -c "
+import array, sys
+a = array.array('f'); b = array.array('f')
+a.frombytes(open(sys.argv[1], 'rb').read()); b.frombytes(open(sys.argv[2], 'rb').read())
+assert len(a) == len(b) and len(a) > 0
+print('%.3g' % (max(abs(x - y) for x, y in zip(a, b)) / max(abs(x) for x in a)))" "$1" "$2"; }
 # json_get FILE EXPR: evaluates a Python expression on the JSON object `j`.
 json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 finish() {

@@ -11,13 +11,6 @@ require_mpi
 if version_says "HDF5 *not built"; then echo "FAIL this test needs an HDF5 build"; exit 1; fi
 export OMP_NUM_THREADS=1
 mpi() { local np=$1; shift; timeout 300 mpirun "${root_flags[@]}" --oversubscribe --bind-to none --timeout 290 -np "$np" "$@"; }
-# max |a-b| / max |a| over two raw float32 files
-maxdiff() { python3 -c "
-import array, sys
-a = array.array('f'); b = array.array('f')
-a.frombytes(open(sys.argv[1], 'rb').read()); b.frombytes(open(sys.argv[2], 'rb').read())
-assert len(a) == len(b) and len(a) > 0
-print('%.3g' % (max(abs(x - y) for x, y in zip(a, b)) / max(abs(x) for x in a)))" "$1" "$2"; }
 
 args=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --epochs 2 --limit 256 --batch-size 16
       --lr 1e-3 --precision fp32 --quiet)  # fp32: a 2 -> 1 rank change is exact only to fp32 rounding
@@ -27,7 +20,7 @@ rc=$?
 [ $rc -eq 75 ] && pass "2 ranks stopped at step 21 (exit 75)" || fail "2-rank stop: exit $rc: $(tail -2 "$TMP/x1.log")"
 "$BIN" "${args[@]}" --out "$TMP/x" --resume --dump-params "$TMP/x.bin" >"$TMP/x2.log" 2>&1
 grep -q "resumed_from_step 21" "$TMP/x2.log" && pass "resumed with 1 rank from step 21" || fail "1-rank resume: $(tail -2 "$TMP/x2.log")"
-d=$(maxdiff "$TMP/one.bin" "$TMP/x.bin")
+d=$(params_maxrel "$TMP/one.bin" "$TMP/x.bin")
 echo "     2 ranks -> 1 rank: max relative parameter difference $d (bitwise: $(cmp -s "$TMP/one.bin" "$TMP/x.bin" && echo yes || echo no))"
 python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 1e-4 else 1)" "$d" \
   && pass "2 -> 1 ranks matches the 1-rank run to reduction tolerance ($d <= 1e-4)" || fail "2 -> 1 ranks differs by $d"
@@ -47,5 +40,5 @@ step=$(sed -n 's/.*stopped by a signal at step \([0-9]*\).*/\1/p' "$TMP/s.err")
 mpi 2 "$BIN" "${big[@]}" --out "$TMP/s" --resume --dump-params "$TMP/s.bin" >"$TMP/s2.log" 2>&1 \
   || fail "resume after the signal: $(tail -2 "$TMP/s2.log")"
 cmp -s "$TMP/u.bin" "$TMP/s.bin" && pass "signal + resume (2 ranks) is bit-identical to the uninterrupted run" \
-  || fail "signal + resume differs by $(maxdiff "$TMP/u.bin" "$TMP/s.bin")"
+  || fail "signal + resume differs by $(params_maxrel "$TMP/u.bin" "$TMP/s.bin")"
 finish

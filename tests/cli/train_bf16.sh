@@ -21,13 +21,6 @@ args=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --limit
       --lr 1e-3 --quiet)
 # bitwise FILE1 FILE2: identical dumps
 bitwise() { cmp -s "$1" "$2"; }
-# maxrel FILE1 FILE2: max |a-b| / max |a| of two float32 dumps
-maxrel() { python3 -c "
-import array, sys
-a = array.array('f'); b = array.array('f')
-a.frombytes(open(sys.argv[1], 'rb').read()); b.frombytes(open(sys.argv[2], 'rb').read())
-assert len(a) == len(b) and len(a) > 0
-print('%.3g' % (max(abs(x - y) for x, y in zip(a, b)) / max(abs(x) for x in a)))" "$1" "$2"; }
 
 "$BIN" "${args[@]}" --precision bf16 --out "$TMP/b1" --dump-params "$TMP/b1.bin" >"$TMP/b1.log" 2>&1 \
   || fail "bf16 run: $(tail -2 "$TMP/b1.log")"
@@ -37,10 +30,10 @@ grep -q "bf16 GEMMs (oneDNN avx512_core_\(bf16\|amx\))" "$TMP/b1.log" && pass "b
 grep -q "bf16 GEMMs" "$TMP/b2.log" && pass "--precision auto picks bf16 on this CPU" \
   || fail "auto: $(grep 'CPU backend' "$TMP/b2.log")"
 bitwise "$TMP/b1.bin" "$TMP/b2.bin" && pass "two bf16 runs: bit-identical parameters" \
-  || fail "two bf16 runs differ by $(maxrel "$TMP/b1.bin" "$TMP/b2.bin")"
+  || fail "two bf16 runs differ by $(params_maxrel "$TMP/b1.bin" "$TMP/b2.bin")"
 
 "$BIN" "${args[@]}" --precision fp32 --out "$TMP/f" --dump-params "$TMP/f.bin" >"$TMP/f.log" 2>&1 || fail "fp32 run"
-d=$(maxrel "$TMP/f.bin" "$TMP/b1.bin")
+d=$(params_maxrel "$TMP/f.bin" "$TMP/b1.bin")
 python3 -c "import sys; sys.exit(0 if 1e-6 < float(sys.argv[1]) < 0.05 else 1)" "$d" \
   && pass "bf16 parameters differ from fp32 (by $d: bf16 is on) but stay close" \
   || fail "bf16 vs fp32 parameters: max relative difference $d (want 1e-6 .. 0.05)"
@@ -62,7 +55,7 @@ if grep -q "HDF5 .*(checkpoints)" "$TMP/version.txt"; then
   "$BIN" "${args[@]}" --precision bf16 --out "$TMP/r" --resume --dump-params "$TMP/r.bin" >"$TMP/r2.log" 2>&1 \
     || fail "bf16 resume: $(tail -2 "$TMP/r2.log")"
   bitwise "$TMP/b1.bin" "$TMP/r.bin" && pass "bf16 stop + --resume: bit-identical to the uninterrupted run" \
-    || fail "bf16 resume differs by $(maxrel "$TMP/b1.bin" "$TMP/r.bin")"
+    || fail "bf16 resume differs by $(params_maxrel "$TMP/b1.bin" "$TMP/r.bin")"
   # the run's test record (evaluated in fp32) is what eval of its best checkpoint says
   "$BIN" "${args[@]}" --precision bf16 --out "$TMP/e" --save-every epoch >/dev/null 2>&1 || fail "bf16 run with checkpoints"
   "$BIN" eval --checkpoint "$TMP/e/best.h5" --json >"$TMP/eval.json" 2>"$TMP/eval.err" || fail "eval: $(cat "$TMP/eval.err")"
@@ -85,7 +78,7 @@ if grep -q "MPI (" "$TMP/version.txt" && command -v mpirun >/dev/null; then
   rf=(); [ "$(id -u)" -eq 0 ] && rf=(--allow-run-as-root)
   timeout 300 mpirun "${rf[@]}" --oversubscribe --bind-to none -np 2 "$BIN" "${args[@]}" --precision bf16 \
     --out "$TMP/m" --dump-params "$TMP/m.bin" >"$TMP/m.log" 2>&1 || fail "2-rank bf16 run: $(tail -2 "$TMP/m.log")"
-  d=$(maxrel "$TMP/b1.bin" "$TMP/m.bin")
+  d=$(params_maxrel "$TMP/b1.bin" "$TMP/m.bin")
   python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 0.05 else 1)" "$d" \
     && pass "2 ranks vs 1 in bf16: parameters within $d" || fail "2 ranks vs 1 in bf16: $d"
 fi
