@@ -657,6 +657,7 @@ static int evaluate(trainer *t, const uint32_t *rows, size_t n, io_metrics *m, d
         /* denominator 1: the forward returns the batch's sum of losses */
         nn_batch b = make_batch(t, k, 0, 0, 1.0);
         b.class_weights = NULL;
+        b.no_grad = 1;
         float l = 0;
         if (nn_model_forward(t->model, &b, &l, t->logits, err))
             FAIL("evaluation: %s", err);

@@ -171,6 +171,9 @@ void nn_backend_destroy(nn_backend *b);
 int nn_backend_cpu_set_precision(nn_backend *b, nn_precision p, char *err, size_t errlen);
 /* The ISA of the bf16 GEMM ("avx512_core_bf16", "avx512_core_amx"); "" in fp32. */
 const char *nn_backend_cpu_isa(const nn_backend *b);
+/* The path of the CPU backend's GELU and softmax exp: "avx512 (libmvec)", "avx2
+ * (libmvec)" or "scalar (libm)" (ADEBERT_VECMATH=avx2|scalar narrows it; tests). */
+const char *nn_cpu_vecmath_name(void);
 /* 1 where nn_backend_cpu_set_precision(BF16) would succeed; else 0 and why. */
 int nn_cpu_bf16_available(char *why, size_t whylen);
 

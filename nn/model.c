@@ -541,7 +541,7 @@ int nn_model_forward(nn_model *m, const nn_batch *b, float *loss, float *logits,
     if (loss) *loss = 0.0f;
     m->cur_B = B;
     m->cur_T = T;
-    m->cur_labels = b->labels != NULL;
+    m->cur_labels = b->labels != NULL && !b->no_grad;
     if (B == 0) { /* a rank without samples: zero loss, zero gradient contribution */
         m->cur_valid = 1;
         return 0;
@@ -601,8 +601,12 @@ int nn_model_forward(nn_model *m, const nn_batch *b, float *loss, float *logits,
         op->add(be, a->ln1_in, m->h[l], T * H);
         op->layernorm_fwd(be, a->h1, a->ln1_mean, a->ln1_rstd, a->ln1_in, m->P + o->ln1g, m->P + o->ln1b, T, H, eps);
         linear_fwd(m, a->ffn_pre, a->h1, o->wi, o->bi, T, H, I);
-        /* ffn_pre now holds gelu'(pre): backward needs nothing else */
-        op->gelu_fwd_deriv(be, a->ffn_act, a->ffn_pre, a->ffn_pre, T * I);
+        if (b->no_grad) {
+            op->gelu_fwd(be, a->ffn_act, a->ffn_pre, T * I);
+        } else {
+            /* ffn_pre now holds gelu'(pre): backward needs nothing else */
+            op->gelu_fwd_deriv(be, a->ffn_act, a->ffn_pre, a->ffn_pre, T * I);
+        }
         linear_fwd(m, a->ln2_in, a->ffn_act, o->wo2, o->bo2, T, I, H);
         dd = tok_drop(m, m->p_hidden, NN_SITE_FFN_OUT(l));
         op->dropout(be, a->ln2_in, T, H, &dd);
@@ -681,7 +685,7 @@ static void group_ready(nn_model *m, size_t g)
 int nn_model_backward(nn_model *m, char err[NN_ERRLEN])
 {
     if (!m->cur_valid || !m->cur_labels) {
-        snprintf(err, NN_ERRLEN, "backward: no forward pass with labels to differentiate");
+        snprintf(err, NN_ERRLEN, "backward: no forward pass with labels (and without no_grad) to differentiate");
         return 1;
     }
     const nn_backend_ops *op = m->op;

@@ -47,6 +47,7 @@ typedef struct {
     const float *class_weights;  /* num_labels or NULL */
     double loss_denominator;     /* global normaliser (> 0): batch size or sum of class weights */
     int train;                   /* 1: dropout on */
+    int no_grad;                 /* 1: inference, no backward follows (skips what only backward needs) */
     uint64_t seed;
     uint32_t epoch;
 } nn_batch;
