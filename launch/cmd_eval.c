@@ -48,6 +48,7 @@ static const char *const eval_usage =
     "  --batch-size N     sequences per forward pass [the training run's global batch size,\n"
     "                     so a one-rank run's evaluation is reproduced to the last bit; else 64]\n"
     "  --threads T        OpenMP threads [OMP_NUM_THREADS, else all cores]\n"
+    INFER_PRECISION_HELP
     "  --json             print one metrics.jsonl record instead of the table\n"
     "  --out FILE         also append that record to FILE (one line, O_APPEND, fsync'd)\n"
     "  --scores FILE      write the per-row scores: row (0-based corpus row), label,\n"
@@ -66,6 +67,7 @@ enum {
     OPT_THRESHOLD,
     OPT_BATCH,
     OPT_THREADS,
+    OPT_PRECISION,
     OPT_JSON,
     OPT_OUT,
     OPT_SCORES
@@ -82,6 +84,7 @@ typedef struct {
     uint64_t seed, limit;
     double val_fraction, test_fraction, threshold;
     size_t max_seq_len, batch, threads;
+    const char *precision;
     int json;
 } eval_opts;
 
@@ -123,6 +126,7 @@ static int parse(eval_opts *o, int argc, char **argv)
                                          {"threshold", required_argument, NULL, OPT_THRESHOLD},
                                          {"batch-size", required_argument, NULL, OPT_BATCH},
                                          {"threads", required_argument, NULL, OPT_THREADS},
+                                         {"precision", required_argument, NULL, OPT_PRECISION},
                                          {"json", no_argument, NULL, OPT_JSON},
                                          {"out", required_argument, NULL, OPT_OUT},
                                          {"scores", required_argument, NULL, OPT_SCORES},
@@ -192,6 +196,11 @@ static int parse(eval_opts *o, int argc, char **argv)
         case OPT_THREADS:
             if (cli_parse_size(optarg, 0, 4096, &o->threads))
                 bad = "--threads must be an integer in [0, 4096]";
+            break;
+        case OPT_PRECISION:
+            o->precision = optarg;
+            if (infer_precision_valid(optarg))
+                bad = "--precision must be fp32, bf16 or auto";
             break;
         case OPT_JSON: o->json = 1; break;
         case OPT_OUT: o->out = optarg; break;
@@ -306,7 +315,8 @@ int cmd_eval(int argc, char **argv)
 
     if (o.batch == 0)
         o.batch = training_batch_size(o.ckpt);
-    if (infer_open(&s.ic, o.ckpt, (int64_t)o.batch, (int64_t)o.max_seq_len, (int)o.threads, err))
+    if (infer_open(&s.ic, o.ckpt, (int64_t)o.batch, (int64_t)o.max_seq_len, (int)o.threads, err) ||
+        (o.precision && infer_set_precision(&s.ic, o.precision, err)))
         return fail(&s, "%s", err);
     const mio_info *info = &s.ic.info;
 
@@ -468,8 +478,8 @@ int cmd_eval(int argc, char **argv)
                    part_names[part], n, pos, data, io_view_name(d.view), io_split_name(d.split),
                    (unsigned long long)d.seed, d.test_fraction, d.val_fraction, lim);
         }
-        printf("  %s, max %d tokens; threshold %g\n", d.lowercase ? "lowercased" : "cased", d.max_seq_len,
-               o.threshold);
+        printf("  %s, max %d tokens; threshold %g; %s GEMMs\n", d.lowercase ? "lowercased" : "cased", d.max_seq_len,
+               o.threshold, s.ic.precision);
         printf("  loss %.4f  P %.4f  R %.4f  F1 %.4f  acc %.4f  ROC-AUC %.4f  PR-AUC %.4f\n", eval_loss, m.precision,
                m.recall, m.f1, m.accuracy, m.roc_auc, m.pr_auc);
         printf("  confusion         predicted ADE   predicted not-AE\n");

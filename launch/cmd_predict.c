@@ -17,7 +17,7 @@
 
 static const char *const predict_usage =
     "usage: adebert predict --checkpoint CKPT.h5 [--threshold 0.5] [--input FILE] [--output FILE]\n"
-    "                       [--batch-size 64] [--threads T]\n"
+    "                       [--batch-size 64] [--threads T] [--precision fp32|bf16|auto]\n"
     "\n"
     "Reads UTF-8 text, one sentence per line, on stdin (or --input) and writes one JSON\n"
     "line per input line, in input order:\n"
@@ -31,9 +31,10 @@ static const char *const predict_usage =
     "  --output FILE      write FILE instead of stdout; it appears only when every line\n"
     "                     was scored (written to a temporary file, then renamed)\n"
     "  --batch-size N     lines per forward pass [default: 64]\n"
-    "  --threads T        OpenMP threads [OMP_NUM_THREADS, else all cores]\n";
+    "  --threads T        OpenMP threads [OMP_NUM_THREADS, else all cores]\n"
+    INFER_PRECISION_HELP;
 
-enum { OPT_THRESHOLD = 256, OPT_INPUT, OPT_OUTPUT, OPT_BATCH, OPT_THREADS };
+enum { OPT_THRESHOLD = 256, OPT_INPUT, OPT_OUTPUT, OPT_BATCH, OPT_THREADS, OPT_PRECISION };
 
 static int parse_threshold(const char *s, double *out)
 {
@@ -48,7 +49,7 @@ static int parse_threshold(const char *s, double *out)
 
 int cmd_predict(int argc, char **argv)
 {
-    const char *ckpt = NULL, *input = NULL, *output = NULL;
+    const char *ckpt = NULL, *input = NULL, *output = NULL, *precision = NULL;
     double threshold = IO_METRICS_THRESHOLD;
     size_t batch = 64, threads = 0;
     static const struct option opts[] = {{"checkpoint", required_argument, NULL, 'c'},
@@ -57,6 +58,7 @@ int cmd_predict(int argc, char **argv)
                                          {"output", required_argument, NULL, OPT_OUTPUT},
                                          {"batch-size", required_argument, NULL, OPT_BATCH},
                                          {"threads", required_argument, NULL, OPT_THREADS},
+                                         {"precision", required_argument, NULL, OPT_PRECISION},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     optind = 1;
@@ -78,6 +80,11 @@ int cmd_predict(int argc, char **argv)
         case OPT_THREADS:
             if (cli_parse_size(optarg, 0, 4096, &threads))
                 bad = "--threads must be an integer in [0, 4096]";
+            break;
+        case OPT_PRECISION:
+            precision = optarg;
+            if (infer_precision_valid(optarg))
+                bad = "--precision must be fp32, bf16 or auto";
             break;
         case 'h': fputs(predict_usage, stdout); return CLI_OK;
         default: return CLI_USAGE;
@@ -120,7 +127,8 @@ int cmd_predict(int argc, char **argv)
         in = NULL;
         goto done;
     }
-    if (infer_open(&ic, ckpt, (int64_t)batch, 0, (int)threads, err)) {
+    if (infer_open(&ic, ckpt, (int64_t)batch, 0, (int)threads, err) ||
+        (precision && infer_set_precision(&ic, precision, err))) {
         cli_error("predict", "%s", err);
         goto done;
     }

@@ -51,7 +51,8 @@ static const char *const serve_usage =
     "                     [--threshold 0.5] [--max-batch 32] [--max-wait-ms 5] [--workers 4]\n"
     "                     [--max-body-bytes 1048576] [--max-text-bytes 16384] [--max-inputs 64]\n"
     "                     [--max-connections 256] [--max-queue 1024] [--queue-timeout-ms 10000]\n"
-    "                     [--max-seq-len N] [--threads T] [--no-access-log] [--insecure-http]\n"
+    "                     [--max-seq-len N] [--threads T] [--precision fp32|bf16|auto]\n"
+    "                     [--no-access-log] [--insecure-http]\n"
     "\n"
     "Serves p(ADE) over HTTPS (HTTP on loopback), with dynamic batching. JSON in and out:\n"
     "  POST /invocations, POST /v1/classify   {\"inputs\": \"text\" | [\"t1\", ...],\n"
@@ -86,6 +87,7 @@ static const char *const serve_usage =
     "  --max-seq-len N    tokens per text (truncation) [default: the checkpoint's;\n"
     "                     min(128, max_position_embeddings) for --model]\n"
     "  --threads T        OpenMP threads of the forward [OMP_NUM_THREADS, else all cores]\n"
+    INFER_PRECISION_HELP
     "  --no-access-log    no line per request on stderr (ids, codes, sizes, timings)\n"
     "  --insecure-http    allow plain HTTP on a non-loopback address (behind a TLS proxy)\n"
     "\n"
@@ -142,7 +144,7 @@ typedef struct srv_job {
 } srv_job;
 
 typedef struct {
-    const char *ckpt, *hf_dir, *host, *tls_cert, *tls_key, *token_file;
+    const char *ckpt, *hf_dir, *host, *tls_cert, *tls_key, *token_file, *precision;
     unsigned port;
     double threshold;
     size_t max_batch, max_wait_ms, workers, max_body, max_text, max_inputs, max_conn, max_queue, queue_timeout_ms,
@@ -690,6 +692,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             size_t want = 0;
             if (cl && cli_parse_size(cl, 0, SIZE_MAX, &want) == 0 && want > s->o.max_body) {
+                /* A body somewhat past the limit is read and dropped, then answered
+                 * 413: answering before it arrives closes the connection under a
+                 * client still sending (curl, Python's http.client and most others
+                 * send without Expect: 100-continue), which then sees a reset or a
+                 * TLS EOF instead of the 413. Far past the limit: 413 at once. */
+                if (want <= 4 * s->o.max_body + 65536) {
+                    r->body_over = 1;
+                    return MHD_YES;
+                }
                 char err[SRQ_ERRLEN];
                 snprintf(err, sizeof err, "body: larger than the limit of %zu bytes", s->o.max_body);
                 return respond_error(s, r, conn, 413, E_BODY_TOO_LARGE, err, 1);
@@ -828,7 +839,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 enum {
     OPT_MODEL = 256, OPT_DEVICE, OPT_HOST, OPT_PORT, OPT_CERT, OPT_KEY, OPT_TOKEN, OPT_THRESHOLD, OPT_MAX_BATCH,
     OPT_MAX_WAIT, OPT_WORKERS, OPT_MAX_BODY, OPT_MAX_TEXT, OPT_MAX_INPUTS, OPT_MAX_CONN, OPT_MAX_QUEUE,
-    OPT_QUEUE_TIMEOUT, OPT_MAX_SEQ_LEN, OPT_THREADS, OPT_NO_LOG, OPT_INSECURE
+    OPT_QUEUE_TIMEOUT, OPT_MAX_SEQ_LEN, OPT_THREADS, OPT_NO_LOG, OPT_INSECURE, OPT_PRECISION
 };
 
 static int parse_opts(int argc, char **argv, srv_opts *o)
@@ -867,6 +878,7 @@ static int parse_opts(int argc, char **argv, srv_opts *o)
                                          {"queue-timeout-ms", required_argument, NULL, OPT_QUEUE_TIMEOUT},
                                          {"max-seq-len", required_argument, NULL, OPT_MAX_SEQ_LEN},
                                          {"threads", required_argument, NULL, OPT_THREADS},
+                                         {"precision", required_argument, NULL, OPT_PRECISION},
                                          {"no-access-log", no_argument, NULL, OPT_NO_LOG},
                                          {"insecure-http", no_argument, NULL, OPT_INSECURE},
                                          {"help", no_argument, NULL, 'h'},
@@ -921,6 +933,11 @@ static int parse_opts(int argc, char **argv, srv_opts *o)
             SIZE_OPT(OPT_MAX_SEQ_LEN, max_seq_len, 2, 65536, "--max-seq-len must be an integer in [2, 65536]")
             SIZE_OPT(OPT_THREADS, threads, 0, 4096, "--threads must be an integer in [0, 4096]")
 #undef SIZE_OPT
+        case OPT_PRECISION:
+            o->precision = optarg;
+            if (infer_precision_valid(optarg))
+                bad = "--precision must be fp32, bf16 or auto";
+            break;
         case OPT_NO_LOG: o->access_log = 0; break;
         case OPT_INSECURE: o->insecure_http = 1; break;
         case 'h': fputs(serve_usage, stdout); return -1;
@@ -1050,6 +1067,8 @@ int cmd_serve(int argc, char **argv)
                                    merr)
                       : infer_open_hf(&s->ic, "serve", o->hf_dir, (int64_t)o->max_batch, (int64_t)o->max_seq_len,
                                       (int)o->threads, merr);
+    if (!orc && o->precision)
+        orc = infer_set_precision(&s->ic, o->precision, merr);
     if (orc) {
         cli_error("serve", "%s", merr);
         goto done;
@@ -1117,11 +1136,11 @@ int cmd_serve(int argc, char **argv)
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     unsigned port = di ? di->port : o->port;
     fprintf(stderr,
-            "adebert serve: listening on %s://%s%s%s:%u (%s %s, max_seq_len %lld, max batch %zu, max wait %zu ms, "
-            "%zu workers%s)\n",
+            "adebert serve: listening on %s://%s%s%s:%u (%s %s, max_seq_len %lld, %s GEMMs, max batch %zu, "
+            "max wait %zu ms, %zu workers%s)\n",
             s->tls ? "https" : "http", v6 ? "[" : "", o->host, v6 ? "]" : "", port, o->ckpt ? "checkpoint" : "model",
-            o->ckpt ? o->ckpt : o->hf_dir, (long long)s->ic.max_seq_len, o->max_batch, o->max_wait_ms, o->workers,
-            s->has_token ? ", bearer token required" : "");
+            o->ckpt ? o->ckpt : o->hf_dir, (long long)s->ic.max_seq_len, s->ic.precision, o->max_batch,
+            o->max_wait_ms, o->workers, s->has_token ? ", bearer token required" : "");
 
     int sig = 0;
     while (sigwait(&stop_set, &sig) != 0)

@@ -15,6 +15,7 @@ int infer_finish_open(infer_ctx *c, int64_t max_seqs, int64_t max_seq_len, char 
     }
     c->max_seqs = max_seqs;
     c->max_seq_len = max_seq_len;
+    snprintf(c->precision, sizeof c->precision, "fp32");
     size_t ms = (size_t)max_seqs;
     c->ids = malloc(ms * (size_t)max_seq_len * sizeof *c->ids);
     c->offsets = malloc((ms + 1) * sizeof *c->offsets);
@@ -57,6 +58,34 @@ int infer_open(infer_ctx *c, const char *ckpt, int64_t max_seqs, int64_t max_seq
 fail:
     infer_close(c);
     return -1;
+}
+
+int infer_precision_valid(const char *name)
+{
+    return name && (!strcmp(name, "fp32") || !strcmp(name, "bf16") || !strcmp(name, "auto")) ? 0 : -1;
+}
+
+int infer_set_precision(infer_ctx *c, const char *name, char err[MIO_ERRLEN])
+{
+    char nerr[NN_ERRLEN];
+    if (infer_precision_valid(name)) {
+        snprintf(err, MIO_ERRLEN, "--precision must be fp32, bf16 or auto");
+        return -1;
+    }
+    int want = strcmp(name, "fp32") != 0;
+    if (want && nn_backend_cpu_set_precision(c->be, NN_PREC_BF16, nerr, sizeof nerr)) {
+        if (!strcmp(name, "bf16")) {
+            snprintf(err, MIO_ERRLEN, "--precision bf16: %s", nerr);
+            return -1;
+        }
+        want = 0; /* auto: fp32 */
+    }
+    if (!want && nn_backend_cpu_set_precision(c->be, NN_PREC_FP32, nerr, sizeof nerr)) {
+        snprintf(err, MIO_ERRLEN, "%s", nerr);
+        return -1;
+    }
+    snprintf(c->precision, sizeof c->precision, "%s", want ? "bf16" : "fp32");
+    return 0;
 }
 
 void infer_close(infer_ctx *c)
@@ -109,6 +138,7 @@ int infer_batch(infer_ctx *c, int64_t n, const int32_t *const *seq, const size_t
     b.labels = labels ? c->labels : NULL;
     b.loss_denominator = 1.0; /* the forward returns the batch's sum of losses */
     b.train = 0;
+    b.no_grad = 1;
     float loss = 0;
     char nerr[NN_ERRLEN];
     if (nn_model_forward(c->model, &b, &loss, c->logits, nerr)) {

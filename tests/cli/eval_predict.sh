@@ -207,6 +207,38 @@ expect_exit 2 "eval: stray argument" -- "$BIN" eval --checkpoint "$ckpt" extra
 expect_exit 2 "predict: no --checkpoint" -- "$BIN" predict
 expect_exit 2 "predict: bad --threshold" -- "$BIN" predict --checkpoint "$ckpt" --threshold 1.5
 expect_exit 2 "predict: unknown flag" -- "$BIN" predict --checkpoint "$ckpt" --bogus
+expect_exit 2 "eval: bad --precision" -- "$BIN" eval --checkpoint "$ckpt" --precision fp16
+expect_exit 2 "predict: bad --precision" -- "$BIN" predict --checkpoint "$ckpt" --precision tf32
+
+# ---------------------------------------------------------------- --precision (inference)
+# fp32 is the default (what training's evaluations compute); bf16 rounds the GEMM inputs:
+# the scores move (by ~1e-3), stay close, and repeat bit for bit. Without bf16 on this
+# CPU, bf16 is one error line and auto falls back to fp32.
+"$BIN" predict --checkpoint "$ckpt" --input "$TMP/test_text.txt" --precision fp32 >"$TMP/p32.jsonl" 2>"$TMP/err"
+cmp -s "$TMP/p32.jsonl" "$TMP/pred.jsonl" && pass "predict --precision fp32 is the default" \
+  || fail "predict --precision fp32 differs from the default"
+if grep -q "fp32 and bf16" "$TMP/version.txt"; then
+  "$BIN" predict --checkpoint "$ckpt" --input "$TMP/test_text.txt" --precision bf16 >"$TMP/p16a.jsonl" 2>"$TMP/err"
+  "$BIN" predict --checkpoint "$ckpt" --input "$TMP/test_text.txt" --precision auto >"$TMP/p16b.jsonl" 2>>"$TMP/err"
+  cmp -s "$TMP/p16a.jsonl" "$TMP/p16b.jsonl" && pass "predict bf16 repeats bit for bit (auto = bf16 here)" \
+    || fail "predict bf16 vs auto: $(head -c 300 "$TMP/err")"
+  res=$(python3 - "$TMP/p32.jsonl" "$TMP/p16a.jsonl" <<'PY'
+import json, sys
+a = [json.loads(l)["p_adverse_event"] for l in open(sys.argv[1])]
+b = [json.loads(l)["p_adverse_event"] for l in open(sys.argv[2])]
+d = [abs(x - y) for x, y in zip(a, b)]
+ok = len(a) == len(b) and max(d) < 0.02 and sum(1 for x in d if x > 0) > len(d) // 2
+print(("OK" if ok else "BAD") + f" {len(a)} rows, max |bf16 - fp32| {max(d):.2e}, {sum(1 for x in d if x > 0)} differ")
+PY
+)
+  case "$res" in OK*) pass "predict bf16 is bf16 and close to fp32: $res";; *) fail "predict bf16 vs fp32: $res";; esac
+  "$BIN" eval --checkpoint "$ckpt" --precision bf16 >"$TMP/e16.txt" 2>"$TMP/err" && grep -q "bf16 GEMMs" "$TMP/e16.txt" \
+    && pass "eval --precision bf16 says so" || fail "eval --precision bf16: $(head -c 300 "$TMP/err")"
+else
+  expect_exit 1 "predict --precision bf16 on a CPU without it" -- "$BIN" predict --checkpoint "$ckpt" --input "$TMP/test_text.txt" --precision bf16
+  "$BIN" eval --checkpoint "$ckpt" --precision auto >"$TMP/e16.txt" 2>"$TMP/err" && grep -q "fp32 GEMMs" "$TMP/e16.txt" \
+    && pass "eval --precision auto falls back to fp32" || fail "eval --precision auto: $(head -c 300 "$TMP/err")"
+fi
 expect_exit 0 "eval --help" -- "$BIN" eval --help
 expect_exit 0 "predict --help" -- "$BIN" predict --help
 [ -z "$(ls -A "$TMP/outdir")" ] && pass "no output files after usage errors" || fail "left behind: $(ls -A "$TMP/outdir")"

@@ -11,6 +11,7 @@
 #    concurrent batches (24 concurrent requests, twice); /metrics counts all of it;
 #  - queue full / queue timeout -> 503 + Retry-After; SIGTERM with 16 requests in
 #    flight -> all answered, exit 0; --model HF_DIR (adebert export) equals predict;
+#  - --precision bf16 equals predict --precision bf16 (and differs from fp32);
 #  - no request text in the server's stderr.
 source "$(dirname "$0")/lib.bash"
 require_corpus
@@ -186,5 +187,23 @@ if "$BIN" export --checkpoint "$ckpt" --out "$TMP/hf" >"$TMP/export.log" 2>&1; t
   fi
 else
   fail "export: $(tail -2 "$TMP/export.log")"
+fi
+
+# --precision bf16: the server's scores equal `predict --precision bf16`'s (and not
+# fp32's: the plain driver on fp32 predictions must fail, the negative control).
+if "$BIN" version 2>&1 | grep -q "fp32 and bf16"; then
+  "$BIN" predict --checkpoint "$ckpt" --precision bf16 <"$TMP/texts.txt" >"$TMP/pred16.jsonl" 2>"$TMP/pred16.err"
+  if start_server bf16 --checkpoint "$ckpt" --precision bf16; then
+    grep -q "bf16 GEMMs" "$TMP/bf16.err" && pass "serve --precision bf16 says so" || fail "bf16 banner: $(head -c 300 "$TMP/bf16.err")"
+    $PY "$DRIVE" plain "$port" "$TMP/pred16.jsonl" "$TMP/texts.json" >"$TMP/drive.out" 2>&1
+    cat "$TMP/drive.out"
+    checks=$((checks + $(grep -c '^ok ' "$TMP/drive.out"))); fails=$((fails + $(grep -c '^FAIL ' "$TMP/drive.out")))
+    $PY "$DRIVE" plain "$port" "$TMP/pred.jsonl" "$TMP/texts.json" >"$TMP/drive32.out" 2>&1
+    grep -q '^FAIL ' "$TMP/drive32.out" && pass "bf16 server differs from fp32 predict (negative control)" \
+      || fail "bf16 server matched fp32 predict: bf16 is not on"
+    stop_server bf16
+  fi
+else
+  expect_exit 1 "serve --precision bf16 on a CPU without it" -- "$BIN" serve --checkpoint "$ckpt" --port 0 --precision bf16
 fi
 finish
