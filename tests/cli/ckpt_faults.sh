@@ -248,7 +248,9 @@ fresh_copy "$d"
 "$BIN" "${args[@]}" --out "$d" --resume >"$d.out" 2>"$d.err" &
 pid=$!
 wait_for test -e "$d/ckpt-step00000012.h5"
-rm -rf "$d"
+# renamed away first, then removed: a plain rm -rf races the job's next save (a file
+# created between rm's unlinks and its rmdir leaves the directory in place, ENOTEMPTY)
+mv "$d" "$d.removed" && rm -rf "$d.removed"
 t0=$EPOCHREALTIME
 wait $pid
 rc=$?
