@@ -7,7 +7,8 @@
 #
 #   bench/serve/run.sh BUILD_DIR CKPT.h5 [--smoke]
 #
-# env: DURATION (s, default 30), ROUNDS (3), CONNS ("1 16 64"), THREADS (2: OpenMP /
+# env: OUT (the JSON lines file), MODEL_NAME (recorded per line), SIDES ("adebert adebert-bf16 hf onnx"; adebert-bf16 is serve --precision bf16),
+# DURATION (s, default 30), ROUNDS (3), CONNS ("1 16 64"), THREADS (2: OpenMP /
 # torch / ORT intra-op threads), WORKERS (4: adebert's HTTP threads), MAX_BATCH (32),
 # MAX_WAIT_MS (5), MAX_SEQ_LEN (128, truncation on every side), PEER_PY (~/.cache/adebert-venv/bin/python, with fastapi, uvicorn,
 # onnxruntime installed), ADEBERT_DATA (the corpus).
@@ -22,8 +23,10 @@ corpus=${ADEBERT_DATA:-$root/../shared/data/ade-corpus-v2}
 duration=${DURATION:-30}; rounds=${ROUNDS:-3}; conns=${CONNS:-"1 16 64"}; threads=${THREADS:-2}
 workers=${WORKERS:-4}; max_batch=${MAX_BATCH:-32}; max_wait=${MAX_WAIT_MS:-5}
 peer_py=${PEER_PY:-${HOME:-/tmp}/.cache/adebert-venv/bin/python}
-sides=(adebert hf onnx)
-out="$root/bench/results/serve_$(date -u +%Y-%m-%d).jsonl"
+sides=(${SIDES:-adebert adebert-bf16 hf onnx})
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+model_name=${MODEL_NAME:-$(basename "$(dirname "$ckpt")")}
+out=${OUT:-"$root/bench/results/serve_$(date -u +%Y-%m-%d).jsonl"}
 if [ "$smoke" = --smoke ]; then
   sides=(adebert); rounds=1; duration=10; conns=16; out=$(mktemp /tmp/serve_smoke_XXXX.jsonl)
 fi
@@ -43,14 +46,15 @@ for l in open(sys.argv[1] + "/ADE-NEG.txt", encoding="utf-8"):
 open(sys.argv[2], "w", encoding="utf-8").write("".join(t + "\n" for t in list(seen)[:4000]))
 PY
 msl=${MAX_SEQ_LEN:-128}
-if [ "${#sides[@]}" -gt 1 ]; then
+if [[ " ${sides[*]} " == *" hf "* || " ${sides[*]} " == *" onnx "* ]]; then
   "$build/adebert" export --checkpoint "$ckpt" --out "$work/hf" >/dev/null
 fi
 
 start_side() { # side port
   case $1 in
-    adebert)
-      OMP_NUM_THREADS=$threads "$build/adebert" serve --checkpoint "$ckpt" --port "$2" --workers "$workers" \
+    adebert|adebert-bf16)
+      local prec=fp32; [ "$1" = adebert-bf16 ] && prec=bf16
+      OMP_NUM_THREADS=$threads "$build/adebert" serve --checkpoint "$ckpt" --port "$2" --workers "$workers" --precision $prec \
         --max-batch "$max_batch" --max-wait-ms "$max_wait" --max-connections 1024 --no-access-log --max-seq-len "$msl" \
         2>"$work/server.err" & ;;
     hf|onnx)
@@ -79,7 +83,7 @@ for r in $(seq 1 "$rounds"); do
         "http://127.0.0.1:$port" >/dev/null 2>&1 || true  # warm-up
       line=$(ADEBERT_BENCH_TEXTS="$work/texts.txt" wrk -t2 -c"$c" -d"${duration}s" --latency \
         -s "$root/bench/serve/ade.lua" "http://127.0.0.1:$port" | sed -n 's/^JSON //p')
-      echo "{\"side\": \"$side\", \"round\": $r, \"connections\": $c, \"threads\": $threads, \"rev\": \"$rev\", ${line#\{}" \
+      echo "{\"side\": \"$side\", \"model\": \"$model_name\", \"round\": $r, \"connections\": $c, \"threads\": $threads, \"cpu\": \"$cpu\", \"rev\": \"$rev\", ${line#\{}" \
         | tee -a "$out.tmp"
       kill -TERM "$spid"; wait "$spid" || true; spid=""
     done
