@@ -78,10 +78,11 @@ for r in $(seq 1 "$rounds"); do
   for c in $conns; do
     for side in "${sides[@]}"; do
       port=$((port + 1))
+      wt=$((c < 2 ? c : 2)) # wrk threads: at most one per connection
       start_side "$side" "$port"
-      ADEBERT_BENCH_TEXTS="$work/texts.txt" wrk -t2 -c"$c" -d3s -s "$root/bench/serve/ade.lua" \
+      ADEBERT_BENCH_TEXTS="$work/texts.txt" wrk -t"$wt" -c"$c" -d3s -s "$root/bench/serve/ade.lua" \
         "http://127.0.0.1:$port" >/dev/null 2>&1 || true  # warm-up
-      line=$(ADEBERT_BENCH_TEXTS="$work/texts.txt" wrk -t2 -c"$c" -d"${duration}s" --latency \
+      line=$(ADEBERT_BENCH_TEXTS="$work/texts.txt" wrk -t"$wt" -c"$c" -d"${duration}s" --latency \
         -s "$root/bench/serve/ade.lua" "http://127.0.0.1:$port" | sed -n 's/^JSON //p')
       echo "{\"side\": \"$side\", \"model\": \"$model_name\", \"round\": $r, \"connections\": $c, \"threads\": $threads, \"cpu\": \"$cpu\", \"rev\": \"$rev\", ${line#\{}" \
         | tee -a "$out.tmp"
