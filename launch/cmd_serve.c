@@ -48,7 +48,8 @@
 static const char *const serve_usage =
     "usage: adebert serve --checkpoint CKPT.h5|--model HF_DIR [--device cpu] [--host 127.0.0.1]\n"
     "                     [--port 8080] [--tls-cert PEM --tls-key PEM] [--token-file FILE]\n"
-    "                     [--threshold 0.5] [--max-batch 32] [--max-wait-ms 5] [--workers 4]\n"
+    "                     [--threshold 0.5] [--max-batch 32] [--max-wait-ms 5] [--batch-wait adaptive|fixed]\n"
+    "                     [--workers 4]\n"
     "                     [--max-body-bytes 1048576] [--max-text-bytes 16384] [--max-inputs 64]\n"
     "                     [--max-connections 256] [--max-queue 1024] [--queue-timeout-ms 10000]\n"
     "                     [--max-seq-len N] [--threads T] [--precision fp32|bf16|auto]\n"
@@ -77,6 +78,9 @@ static const char *const serve_usage =
     "  --threshold P      default decision threshold, per request within [0, 1] [0.5]\n"
     "  --max-batch N      sequences per forward pass [default: 32]\n"
     "  --max-wait-ms T    longest wait for a fuller batch after the oldest request [5]\n"
+    "  --batch-wait W     adaptive: wait only while requests in flight are not yet queued\n"
+    "                     (a lone client is never delayed); fixed: always wait up to T\n"
+    "                     [default: adaptive]\n"
     "  --workers N        HTTP worker threads (libmicrohttpd thread pool) [default: 4]\n"
     "  --max-body-bytes B largest request body [default: 1048576]\n"
     "  --max-text-bytes B largest text in bytes [default: 16384]\n"
@@ -150,6 +154,7 @@ typedef struct {
     size_t max_batch, max_wait_ms, workers, max_body, max_text, max_inputs, max_conn, max_queue, queue_timeout_ms,
         max_seq_len, threads;
     int access_log, insecure_http;
+    int fixed_wait; /* --batch-wait fixed: always wait --max-wait-ms for a fuller batch */
 } srv_opts;
 
 typedef struct {
@@ -163,6 +168,7 @@ typedef struct {
     srv_job *head, *tail;
     size_t pending;      /* sequences queued, not yet handed to a forward */
     size_t inflight;     /* requests begun and not completed */
+    size_t queued_jobs;  /* requests in the queue (some of their sequences unscheduled) */
     int draining;        /* SIGTERM seen: readyz 503, Connection: close */
     int stop_batcher;    /* the batcher exits once the queue is empty */
     uint64_t next_id;
@@ -459,6 +465,7 @@ static void job_unlink(srv *s, srv_job *j)
     if (s->tail == j)
         s->tail = prev;
     j->next = NULL;
+    s->queued_jobs--;
 }
 
 typedef struct {
@@ -496,8 +503,12 @@ static void *batcher_main(void *arg)
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
-        /* draining: no one else is coming, so no reason to wait for a fuller batch */
-        if (s->pending < B && !s->stop_batcher && !s->draining) {
+        /* Wait for a fuller batch only while more may come: not when draining, and
+         * (adaptive, the default) not when every request in flight is already queued
+         * (one client alone would otherwise pay --max-wait-ms on every request). Under
+         * load batches fill while the previous forward runs. */
+        int more_coming = s->o.fixed_wait || s->inflight > s->queued_jobs;
+        if (s->pending < B && !s->stop_batcher && !s->draining && more_coming) {
             double wake = s->head->arrival + max_wait;
             if (s->head->deadline < wake)
                 wake = s->head->deadline;
@@ -634,6 +645,7 @@ static enum MHD_Result classify_start(srv *s, srv_req *r, struct MHD_Connection 
     else
         s->head = j;
     s->tail = j;
+    s->queued_jobs++;
     s->pending += n;
     r->queued = 1;
     pthread_cond_signal(&s->cv);
@@ -839,7 +851,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 enum {
     OPT_MODEL = 256, OPT_DEVICE, OPT_HOST, OPT_PORT, OPT_CERT, OPT_KEY, OPT_TOKEN, OPT_THRESHOLD, OPT_MAX_BATCH,
     OPT_MAX_WAIT, OPT_WORKERS, OPT_MAX_BODY, OPT_MAX_TEXT, OPT_MAX_INPUTS, OPT_MAX_CONN, OPT_MAX_QUEUE,
-    OPT_QUEUE_TIMEOUT, OPT_MAX_SEQ_LEN, OPT_THREADS, OPT_NO_LOG, OPT_INSECURE, OPT_PRECISION
+    OPT_QUEUE_TIMEOUT, OPT_MAX_SEQ_LEN, OPT_THREADS, OPT_NO_LOG, OPT_INSECURE, OPT_PRECISION, OPT_BATCH_WAIT
 };
 
 static int parse_opts(int argc, char **argv, srv_opts *o)
@@ -881,6 +893,7 @@ static int parse_opts(int argc, char **argv, srv_opts *o)
                                          {"precision", required_argument, NULL, OPT_PRECISION},
                                          {"no-access-log", no_argument, NULL, OPT_NO_LOG},
                                          {"insecure-http", no_argument, NULL, OPT_INSECURE},
+                                         {"batch-wait", required_argument, NULL, OPT_BATCH_WAIT},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     optind = 1;
@@ -940,6 +953,14 @@ static int parse_opts(int argc, char **argv, srv_opts *o)
             break;
         case OPT_NO_LOG: o->access_log = 0; break;
         case OPT_INSECURE: o->insecure_http = 1; break;
+        case OPT_BATCH_WAIT:
+            if (!strcmp(optarg, "fixed"))
+                o->fixed_wait = 1;
+            else if (!strcmp(optarg, "adaptive"))
+                o->fixed_wait = 0;
+            else
+                bad = "--batch-wait must be adaptive or fixed";
+            break;
         case 'h': fputs(serve_usage, stdout); return -1;
         default: return CLI_USAGE;
         }

@@ -12,6 +12,7 @@
 #  - queue full / queue timeout -> 503 + Retry-After; SIGTERM with 16 requests in
 #    flight -> all answered, exit 0; --model HF_DIR (adebert export) equals predict;
 #  - --precision bf16 equals predict --precision bf16 (and differs from fp32);
+#  - --batch-wait adaptive answers a lone request at once, fixed holds it --max-wait-ms;
 #  - no request text in the server's stderr.
 source "$(dirname "$0")/lib.bash"
 require_corpus
@@ -78,6 +79,7 @@ expect_exit 2 "serve: unknown flag" -- "${S[@]}" --bogus
 expect_exit 2 "serve: bad --port" -- "${S[@]}" --port 70000
 expect_exit 2 "serve: bad --threshold" -- "${S[@]}" --threshold 1.5
 expect_exit 2 "serve: bad --max-batch" -- "${S[@]}" --max-batch 0
+expect_exit 2 "serve: bad --batch-wait" -- "${S[@]}" --batch-wait sometimes
 expect_exit 2 "serve: --device cuda" -- "${S[@]}" --device cuda
 expect_exit 2 "serve: --tls-cert without --tls-key" -- "${S[@]}" --tls-cert "$TMP/srv.pem"
 expect_exit 2 "serve: --host not numeric" -- "${S[@]}" --host localhost
@@ -157,7 +159,7 @@ PY
 fi
 
 # Queue full and queue timeout.
-if start_server queue --checkpoint "$ckpt" --max-inputs 4 --max-queue 4 --max-wait-ms 5000 --queue-timeout-ms 300; then
+if start_server queue --checkpoint "$ckpt" --batch-wait fixed --max-inputs 4 --max-queue 4 --max-wait-ms 5000 --queue-timeout-ms 300; then
   $PY "$DRIVE" queue "$port" >"$TMP/drive.out" 2>&1
   cat "$TMP/drive.out"
   checks=$((checks + $(grep -c '^ok ' "$TMP/drive.out"))); fails=$((fails + $(grep -c '^FAIL ' "$TMP/drive.out")))
@@ -165,7 +167,7 @@ if start_server queue --checkpoint "$ckpt" --max-inputs 4 --max-queue 4 --max-wa
 fi
 
 # SIGTERM with requests in flight (held by a long batching window).
-if start_server drain --checkpoint "$ckpt" --max-wait-ms 10000 --queue-timeout-ms 20000 --max-batch 64; then
+if start_server drain --checkpoint "$ckpt" --batch-wait fixed --max-wait-ms 10000 --queue-timeout-ms 20000 --max-batch 64; then
   drain_pid=$pid
   $PY "$DRIVE" drain "$port" "$drain_pid" "$TMP/pred.jsonl" "$TMP/texts.json" >"$TMP/drive.out" 2>&1
   cat "$TMP/drive.out"
@@ -188,6 +190,22 @@ if "$BIN" export --checkpoint "$ckpt" --out "$TMP/hf" >"$TMP/export.log" 2>&1; t
 else
   fail "export: $(tail -2 "$TMP/export.log")"
 fi
+
+# --batch-wait adaptive (default): a lone client is not held for --max-wait-ms; the
+# negative control, fixed, holds it (2 s here).
+for mode in adaptive fixed; do
+  if start_server wait_$mode --checkpoint "$ckpt" --max-wait-ms 2000 --batch-wait $mode; then
+    t=$(curl -s -o /dev/null -w '%{time_total}' -d '{"inputs": "a rash after penicillin"}' "http://127.0.0.1:$port/v1/classify")
+    if [ $mode = adaptive ]; then
+      awk -v t="$t" 'BEGIN { exit !(t < 1.0) }' && pass "adaptive wait: a lone request answered in ${t}s (max wait 2 s)" \
+        || fail "adaptive wait: a lone request took ${t}s"
+    else
+      awk -v t="$t" 'BEGIN { exit !(t >= 1.9) }' && pass "fixed wait: a lone request held ${t}s (negative control)" \
+        || fail "fixed wait: a lone request took only ${t}s"
+    fi
+    stop_server wait_$mode
+  fi
+done
 
 # --precision bf16: the server's scores equal `predict --precision bf16`'s (and not
 # fp32's: the plain driver on fp32 predictions must fail, the negative control).
