@@ -47,3 +47,9 @@ else
     accelerate==0.25.0  # accelerate: HF Trainer (experiments/baselines/hf_peer.py)
   "$VENV/bin/python" -c "import torch, transformers, safetensors, tokenizers, accelerate"
 fi
+# The serving benchmark's peers (bench/serve/run.sh), only when asked: not needed by the
+# tests. ADEBERT_SERVE_PEERS=1 launch/install-deps.sh
+if [ "${ADEBERT_SERVE_PEERS:-0}" = 1 ]; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check fastapi==0.165.0 uvicorn==0.55.0 onnxruntime==1.32.0
+  "$VENV/bin/python" -c "import fastapi, uvicorn, onnxruntime"
+fi

@@ -11,7 +11,7 @@
 # DURATION (s, default 30), ROUNDS (3), CONNS ("1 16 64"), THREADS (2: OpenMP /
 # torch / ORT intra-op threads), WORKERS (4: adebert's HTTP threads), MAX_BATCH (32),
 # MAX_WAIT_MS (5), MAX_SEQ_LEN (128, truncation on every side), PEER_PY (~/.cache/adebert-venv/bin/python, with fastapi, uvicorn,
-# onnxruntime installed), ADEBERT_DATA (the corpus).
+# onnxruntime installed: ADEBERT_SERVE_PEERS=1 launch/install-deps.sh), ADEBERT_DATA (the corpus).
 # --smoke: adebert alone, one round, 10 s, 16 connections, results under /tmp; the
 # comparison needs the full run.
 set -euo pipefail
