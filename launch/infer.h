@@ -38,7 +38,7 @@ int infer_finish_open(infer_ctx *c, int64_t max_seqs, int64_t max_seq_len, char 
 
 /* The GEMM precision of the forward: "fp32" (what infer_open sets: exactly what
  * training's evaluations compute), "bf16" (GEMM inputs rounded to bf16, fp32
- * accumulation; p moves by ~1e-3, about twice the speed on AVX512-BF16/AMX CPUs), or
+ * accumulation; p moves by ~1e-4 to 1e-3, 1.3-1.7x the speed on AVX512-BF16/AMX CPUs), or
  * "auto" (bf16 where the CPU has it, else fp32). The choice is in c->precision. One
  * error line where bf16 is asked for and the CPU or build cannot. */
 int infer_set_precision(infer_ctx *c, const char *name, char err[MIO_ERRLEN]);
@@ -46,7 +46,7 @@ int infer_set_precision(infer_ctx *c, const char *name, char err[MIO_ERRLEN]);
 int infer_precision_valid(const char *name);
 #define INFER_PRECISION_HELP \
     "  --precision P      GEMM inputs: fp32 (exact, as training's evaluations), bf16\n" \
-    "                     (~2x faster on AVX512-BF16/AMX CPUs; p(ADE) moves by ~1e-3) or\n" \
+    "                     (1.3-1.7x faster on AVX512-BF16/AMX CPUs; p(ADE) moves ~1e-4) or\n" \
     "                     auto (bf16 where the CPU has it) [default: fp32]\n"
 
 /* Token ids of one text, [CLS] ... [SEP], truncated to c->max_seq_len as in training;
