@@ -132,7 +132,7 @@ grep -q -- "^mpirun -np 1 --map-by ppr:1:node:PE=$cores --bind-to core " <<<"$ou
 # ---- train: device default and requeue refusal (one rank)
 require_corpus
 T=(train --data "$CORPUS" --vocab "$CASED_VOCAB" --cased --model tiny --limit 100 --max-steps 1 --epochs 1 --quiet)
-if "$BIN" version 2>&1 | grep -q "CUDA     built without CUDA"; then
+if version_says "CUDA     built without CUDA"; then
   expect_exit 2 "train: GPU job, CPU build, no --device: refused in one line" -- \
     "${clean_env[@]}" SLURM_GPUS_PER_NODE=8 "$BIN" "${T[@]}" --out "$TMP/g"
   grep -q "SLURM_GPUS_PER_NODE=8.*built without CUDA.*--device cpu" "$TMP/err" && pass "the refusal names the variable and --device cpu" \
