@@ -217,70 +217,29 @@ static void cpu_layernorm_bwd(nn_backend *b, float *dx, float *dg, float *dbeta,
 /* ---- GELU and exp through glibc's vector math library (libmvec: _ZGV*_erff, _ZGV*_expf,
  * the variants GCC calls for `#pragma omp declare simd` math; 1-2 ulp), 16 lanes on
  * AVX-512, 8 on AVX2, scalar libm elsewhere. Scalar erff/expf were ~30% of inference
- * time (perf: eval of MiniLM-L6). Every element goes through the same vector function,
- * tails included (padded to a full vector), so a value's result never depends on n,
- * its position or the thread count. The arithmetic around erf/exp is written without
- * FMA, as the scalar formulas are. */
+ * time (perf: eval of MiniLM-L6). Only erf and exp go through the vector functions
+ * (vm_map); the GELU formulas around them are plain C, written once (vm_apply). Every
+ * element goes through the same function, tails included (padded to a full vector), so
+ * a value's result never depends on n, its position or the thread count. */
+enum { VM_ERF, VM_EXP };
+
 #if defined(ADEBERT_HAVE_MVEC) && defined(__x86_64__)
 #include <immintrin.h>
-#define VM_SQRT1_2 0.70710678118654752f
-#define VM_INV_SQRT_2PI 0.39894228040143268f
 __m512 _ZGVeN16v_erff(__m512 x);
 __m512 _ZGVeN16v_expf(__m512 x);
 __m256 _ZGVdN8v_erff(__m256 x);
 __m256 _ZGVdN8v_expf(__m256 x);
 
-enum { VM_KIND_GELU, VM_KIND_GELU_DERIV, VM_KIND_GELU_BWD, VM_KIND_EXP };
-
-/* one block of 16 (AVX-512) or 8 (AVX2) elements: y = f(x) (and the GELU derivative
- * d, or dx = dy * gelu'(x) for GELU_BWD, where a is dy) */
-__attribute__((target("avx512f"))) static void vm_block16(int kind, float *y, float *d, const float *a,
-                                                          const float *x)
+__attribute__((target("avx512f"))) static void vm_block16(int fn, float *y, const float *x)
 {
     __m512 v = _mm512_loadu_ps(x);
-    if (kind == VM_KIND_EXP) {
-        _mm512_storeu_ps(y, _ZGVeN16v_expf(v));
-        return;
-    }
-    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
-    __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(one, _ZGVeN16v_erff(_mm512_mul_ps(v, _mm512_set1_ps(VM_SQRT1_2)))));
-    if (kind == VM_KIND_GELU) {
-        _mm512_storeu_ps(y, _mm512_mul_ps(v, cdf));
-        return;
-    }
-    __m512 e = _ZGVeN16v_expf(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(-0.5f), v), v));
-    __m512 pdf = _mm512_mul_ps(_mm512_set1_ps(VM_INV_SQRT_2PI), e);
-    __m512 der = _mm512_add_ps(cdf, _mm512_mul_ps(v, pdf));
-    if (kind == VM_KIND_GELU_BWD) {
-        _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_loadu_ps(a), der));
-        return;
-    }
-    _mm512_storeu_ps(y, _mm512_mul_ps(v, cdf));
-    _mm512_storeu_ps(d, der);
+    _mm512_storeu_ps(y, fn == VM_ERF ? _ZGVeN16v_erff(v) : _ZGVeN16v_expf(v));
 }
 
-__attribute__((target("avx2"))) static void vm_block8(int kind, float *y, float *d, const float *a, const float *x)
+__attribute__((target("avx2"))) static void vm_block8(int fn, float *y, const float *x)
 {
     __m256 v = _mm256_loadu_ps(x);
-    if (kind == VM_KIND_EXP) {
-        _mm256_storeu_ps(y, _ZGVdN8v_expf(v));
-        return;
-    }
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
-    __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, _ZGVdN8v_erff(_mm256_mul_ps(v, _mm256_set1_ps(VM_SQRT1_2)))));
-    if (kind == VM_KIND_GELU) {
-        _mm256_storeu_ps(y, _mm256_mul_ps(v, cdf));
-        return;
-    }
-    __m256 e = _ZGVdN8v_expf(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), v), v));
-    __m256 pdf = _mm256_mul_ps(_mm256_set1_ps(VM_INV_SQRT_2PI), e);
-    __m256 der = _mm256_add_ps(cdf, _mm256_mul_ps(v, pdf));
-    if (kind == VM_KIND_GELU_BWD) {
-        _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_loadu_ps(a), der));
-        return;
-    }
-    _mm256_storeu_ps(y, _mm256_mul_ps(v, cdf));
-    _mm256_storeu_ps(d, der);
+    _mm256_storeu_ps(y, fn == VM_ERF ? _ZGVdN8v_erff(v) : _ZGVdN8v_expf(v));
 }
 
 /* 16, 8, or 0 (scalar libm): the vector width this CPU runs, chosen once; the
@@ -298,39 +257,32 @@ static int vm_width(void)
     }
     return w;
 }
-
-/* kind over elements [0, n) of x (a: dy for GELU_BWD; d: derivative for GELU_DERIV),
- * serial; the tail is computed in a zero-padded vector */
-static int vm_range(int kind, float *y, float *d, const float *a, const float *x, int64_t n)
-{
-    const int w = vm_width();
-    if (!w) return 0;
-    int64_t i = 0;
-    for (; i + w <= n; i += w) {
-        if (w == 16) vm_block16(kind, y + i, d ? d + i : NULL, a ? a + i : NULL, x + i);
-        else vm_block8(kind, y + i, d ? d + i : NULL, a ? a + i : NULL, x + i);
-    }
-    if (i < n) {
-        float xb[16] = {0}, ab[16] = {0}, yb[16], db[16];
-        const size_t r = (size_t)(n - i) * sizeof(float);
-        memcpy(xb, x + i, r);
-        if (a) memcpy(ab, a + i, r);
-        if (w == 16) vm_block16(kind, yb, db, ab, xb);
-        else vm_block8(kind, yb, db, ab, xb);
-        memcpy(y + i, yb, r);
-        if (d) memcpy(d + i, db, r);
-    }
-    return 1;
-}
 #else
-enum { VM_KIND_GELU, VM_KIND_GELU_DERIV, VM_KIND_GELU_BWD, VM_KIND_EXP };
 static int vm_width(void) { return 0; }
-static int vm_range(int kind, float *y, float *d, const float *a, const float *x, int64_t n)
-{
-    (void)kind, (void)y, (void)d, (void)a, (void)x, (void)n;
-    return 0;
-}
 #endif
+
+/* y[i] = erf(x[i]) or exp(x[i]) for i in [0, n), serial; y may alias x. The vector
+ * path computes the tail in a zero-padded vector. */
+static void vm_map(int fn, float *y, const float *x, int64_t n)
+{
+    int64_t i = 0;
+#if defined(ADEBERT_HAVE_MVEC) && defined(__x86_64__)
+    const int w = vm_width();
+    if (w) {
+        void (*block)(int, float *, const float *) = w == 16 ? vm_block16 : vm_block8;
+        for (; i + w <= n; i += w) block(fn, y + i, x + i);
+        if (i < n) {
+            float buf[16] = {0};
+            const size_t r = (size_t)(n - i) * sizeof(float);
+            memcpy(buf, x + i, r);
+            block(fn, buf, buf);
+            memcpy(y + i, buf, r);
+        }
+        return;
+    }
+#endif
+    for (; i < n; i++) y[i] = fn == VM_ERF ? erff(x[i]) : expf(x[i]);
+}
 
 /* "avx512 (libmvec)", "avx2 (libmvec)" or "scalar (libm)": the path of GELU/exp */
 const char *nn_cpu_vecmath_name(void)
@@ -339,8 +291,12 @@ const char *nn_cpu_vecmath_name(void)
     return w == 16 ? "avx512 (libmvec)" : w == 8 ? "avx2 (libmvec)" : "scalar (libm)";
 }
 
-/* the elementwise kernels in chunks of VM_CHUNK (a multiple of every vector width) */
-#define VM_CHUNK 4096
+enum { GELU_FWD, GELU_FWD_DERIV, GELU_BWD };
+
+/* The GELU kernels in chunks of VM_CHUNK elements, one chunk per task: y = gelu(x),
+ * and d = gelu'(x) (FWD_DERIV; d may alias x), or y = dy * gelu'(x) (BWD; dy in a,
+ * y may alias a). erf and exp of a chunk go through vm_map in local buffers. */
+#define VM_CHUNK 1024
 
 static void vm_apply(int kind, float *y, float *d, const float *a, const float *x, int64_t n)
 {
@@ -348,21 +304,26 @@ static void vm_apply(int kind, float *y, float *d, const float *a, const float *
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < nch; c++) {
         const int64_t o = c * VM_CHUNK, len = n - o < VM_CHUNK ? n - o : VM_CHUNK;
-        if (vm_range(kind, y + o, d ? d + o : NULL, a ? a + o : NULL, x + o, len)) continue;
-        for (int64_t i = o; i < o + len; i++) {
-            float v = x[i];
-            float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
-            if (kind == VM_KIND_GELU) {
-                y[i] = v * cdf;
+        const float *xc = x + o;
+        float erf_t[VM_CHUNK], exp_t[VM_CHUNK];
+        for (int64_t i = 0; i < len; i++) erf_t[i] = xc[i] * 0.70710678118654752f;
+        vm_map(VM_ERF, erf_t, erf_t, len);
+        if (kind != GELU_FWD) {
+            for (int64_t i = 0; i < len; i++) exp_t[i] = -0.5f * xc[i] * xc[i];
+            vm_map(VM_EXP, exp_t, exp_t, len);
+        }
+        for (int64_t i = 0; i < len; i++) {
+            const float v = xc[i], cdf = 0.5f * (1.0f + erf_t[i]);
+            if (kind == GELU_FWD) {
+                y[o + i] = v * cdf;
                 continue;
             }
-            float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
-            float der = cdf + v * pdf;
-            if (kind == VM_KIND_GELU_BWD) {
-                y[i] = a[i] * der;
+            const float der = cdf + v * (0.39894228040143268f * exp_t[i]);
+            if (kind == GELU_BWD) {
+                y[o + i] = a[o + i] * der;
             } else {
-                y[i] = v * cdf;
-                d[i] = der;
+                y[o + i] = v * cdf;
+                d[o + i] = der;
             }
         }
     }
@@ -371,26 +332,19 @@ static void vm_apply(int kind, float *y, float *d, const float *a, const float *
 static void cpu_gelu_fwd(nn_backend *b, float *y, const float *x, int64_t n)
 {
     (void)b;
-    vm_apply(VM_KIND_GELU, y, NULL, NULL, x, n);
+    vm_apply(GELU_FWD, y, NULL, NULL, x, n);
 }
 
 static void cpu_gelu_bwd(nn_backend *b, float *dx, const float *dy, const float *x, int64_t n)
 {
     (void)b;
-    vm_apply(VM_KIND_GELU_BWD, dx, NULL, dy, x, n);
+    vm_apply(GELU_BWD, dx, NULL, dy, x, n);
 }
 
 static void cpu_gelu_fwd_deriv(nn_backend *b, float *y, float *dydx, const float *x, int64_t n)
 {
     (void)b;
-    vm_apply(VM_KIND_GELU_DERIV, y, dydx, NULL, x, n);
-}
-
-/* y = exp(x) over one row, serial (inside the attention's parallel region) */
-static void vm_exp_row(float *y, const float *x, int64_t n)
-{
-    if (vm_range(VM_KIND_EXP, y, NULL, NULL, x, n)) return;
-    for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]);
+    vm_apply(GELU_FWD_DERIV, y, dydx, NULL, x, n);
 }
 
 static void cpu_mul(nn_backend *b, float *y, const float *x, int64_t n)
@@ -535,7 +489,7 @@ static void attn_fwd_task(const nn_attn_desc *d, const float *qkv, float *probs,
         for (int64_t j = 0; j < L; j++)
             if (Pi[j] > mx) mx = Pi[j];
         for (int64_t j = 0; j < L; j++) Pi[j] -= mx;
-        vm_exp_row(Pi, Pi, L);
+        vm_map(VM_EXP, Pi, Pi, L);
         for (int64_t j = 0; j < L; j++) sum += Pi[j];
         float inv = 1.0f / sum;
         for (int64_t j = 0; j < L; j++) Pi[j] *= inv;
