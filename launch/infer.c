@@ -67,24 +67,12 @@ int infer_precision_valid(const char *name)
 
 int infer_set_precision(infer_ctx *c, const char *name, char err[MIO_ERRLEN])
 {
-    char nerr[NN_ERRLEN];
-    if (infer_precision_valid(name)) {
-        snprintf(err, MIO_ERRLEN, "--precision must be fp32, bf16 or auto");
+    char why[NN_ERRLEN];
+    if (nn_backend_cpu_set_precision_name(c->be, name, why, sizeof why)) {
+        snprintf(err, MIO_ERRLEN, "--precision %s: %s", name, why);
         return -1;
     }
-    int want = strcmp(name, "fp32") != 0;
-    if (want && nn_backend_cpu_set_precision(c->be, NN_PREC_BF16, nerr, sizeof nerr)) {
-        if (!strcmp(name, "bf16")) {
-            snprintf(err, MIO_ERRLEN, "--precision bf16: %s", nerr);
-            return -1;
-        }
-        want = 0; /* auto: fp32 */
-    }
-    if (!want && nn_backend_cpu_set_precision(c->be, NN_PREC_FP32, nerr, sizeof nerr)) {
-        snprintf(err, MIO_ERRLEN, "%s", nerr);
-        return -1;
-    }
-    snprintf(c->precision, sizeof c->precision, "%s", want ? "bf16" : "fp32");
+    snprintf(c->precision, sizeof c->precision, "%s", *nn_backend_cpu_isa(c->be) ? "bf16" : "fp32");
     return 0;
 }
 

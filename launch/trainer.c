@@ -467,14 +467,10 @@ static int setup_model(trainer *t)
             FAIL("%s", err);
         /* auto: bf16 GEMMs where the CPU has AVX512-BF16/AMX (about twice fp32's rate),
          * else fp32; the banner says which, and why not bf16 */
-        int want_bf16 = !strcmp(o->precision, "bf16"), auto_prec = !strcmp(o->precision, "auto");
-        if (want_bf16 || auto_prec) {
-            if (nn_backend_cpu_set_precision(t->be, NN_PREC_BF16, err, sizeof err)) {
-                if (want_bf16)
-                    FAIL("--precision bf16: %s", err);
-                snprintf(t->precision_note, sizeof t->precision_note, " (no bf16: %s)", err);
-            }
-        }
+        if (nn_backend_cpu_set_precision_name(t->be, o->precision, err, sizeof err))
+            FAIL("--precision %s: %s", o->precision, err);
+        if (*err)
+            snprintf(t->precision_note, sizeof t->precision_note, " (no bf16: %s)", err);
         snprintf(o->precision, sizeof o->precision, "%s", *nn_backend_cpu_isa(t->be) ? "bf16" : "fp32");
     }
     if (nn_model_create(&t->model, &t->cfg, t->be, t->max_local * o->max_seq_len, t->max_local, o->max_seq_len,

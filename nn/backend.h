@@ -169,6 +169,10 @@ void nn_backend_destroy(nn_backend *b);
  * per-sequence attention products included, stays fp32). 1 with the reason in err
  * for other precisions, builds without oneDNN and CPUs without AVX512-BF16/AMX. */
 int nn_backend_cpu_set_precision(nn_backend *b, nn_precision p, char *err, size_t errlen);
+/* The same by name, as --precision gives it: "fp32", "bf16", or "auto" (bf16 where
+ * available, else fp32). 0 ok, with why = "" or, after auto fell back to fp32, the
+ * reason; 1 with the reason in why (bf16 unavailable, or an unknown name). */
+int nn_backend_cpu_set_precision_name(nn_backend *b, const char *name, char *why, size_t whylen);
 /* The ISA of the bf16 GEMM ("avx512_core_bf16", "avx512_core_amx"); "" in fp32. */
 const char *nn_backend_cpu_isa(const nn_backend *b);
 /* The path of the CPU backend's GELU and softmax exp: "avx512 (libmvec)", "avx2

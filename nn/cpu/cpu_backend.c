@@ -735,6 +735,21 @@ int nn_backend_cpu_set_precision(nn_backend *b, nn_precision p, char *err, size_
     return 0;
 }
 
+int nn_backend_cpu_set_precision_name(nn_backend *b, const char *name, char *why, size_t whylen)
+{
+    if (whylen) why[0] = '\0';
+    int bf16 = name && !strcmp(name, "bf16"), autop = name && !strcmp(name, "auto");
+    if (!bf16 && !autop && !(name && !strcmp(name, "fp32"))) {
+        snprintf(why, whylen, "the CPU backend computes in fp32, bf16 or auto");
+        return 1;
+    }
+    if ((bf16 || autop) && !nn_backend_cpu_set_precision(b, NN_PREC_BF16, why, whylen)) return 0;
+    if (bf16) return 1; /* why: the reason */
+    /* fp32, or auto without bf16 (why keeps the reason) */
+    char unused[8];
+    return nn_backend_cpu_set_precision(b, NN_PREC_FP32, unused, sizeof unused);
+}
+
 const char *nn_backend_cpu_isa(const nn_backend *b)
 {
     const cpu_state *s = b->impl;
