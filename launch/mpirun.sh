@@ -37,6 +37,14 @@
 # stay visible to all ranks; do not set CUDA_VISIBLE_DEVICES per rank. adebert
 # refuses to start when two ranks of a node would share a GPU, and prints each rank's
 # CPUs and GPU ("binding:" lines).
+# Stopping: SIGTERM or SIGUSR1 to this script (it stays mpirun's parent) becomes a
+# SIGUSR1 to mpirun, which forwards it at once: every rank stops at the same step, rank
+# 0 saves, exit 75 (--resume continues). A SIGTERM to mpirun itself is different: Open
+# MPI 4.1 waits odls_base_sigkill_timeout (1 s), SIGTERMs the ranks, waits as long
+# again and SIGKILLs them, which cuts a save slower than that. A larger value
+# (--mpi-arg "--mca" ... or OMPI_MCA_odls_base_sigkill_timeout) gives the save time, but
+# mpirun then also waits up to twice as long whenever a rank exits non-zero (a stop's
+# exit 75 included), so this script leaves it alone.
 set -euo pipefail
 
 say() { echo "mpirun.sh: $*" >&2; }
@@ -132,4 +140,18 @@ if [ "$dry" -eq 1 ]; then
   printf '%q ' mpirun "${args[@]}" "$bin" "$@"; echo
   exit 0
 fi
-exec mpirun "${args[@]}" "$bin" "$@"
+# Not exec: this shell turns SIGTERM into the SIGUSR1 that mpirun forwards at once.
+child="" stop=0
+trap 'stop=1; [ -z "$child" ] || kill -USR1 "$child" 2>/dev/null' TERM USR1
+mpirun "${args[@]}" "$bin" "$@" <&0 &
+child=$!
+[ $stop -eq 0 ] || kill -USR1 "$child" 2>/dev/null   # a stop that came before the launch
+rc=0
+while :; do
+  wait "$child" && rc=0 || rc=$?
+  # a wait cut short by a trapped signal returns > 128 while mpirun still runs
+  if [ $rc -le 128 ] || ! kill -0 "$child" 2>/dev/null; then break; fi
+done
+# cut short just as mpirun ended: wait again for its own status
+[ $rc -le 128 ] || { wait "$child" && rc=0 || rc=$?; }
+exit "$rc"

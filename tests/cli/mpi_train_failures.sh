@@ -45,4 +45,46 @@ ck="$TMP/stop/ckpt-step$(printf %08d "${step:-0}").h5"
 [ -n "$step" ] && [ -f "$ck" ] && pass "rank 0 saved the checkpoint of the stop step" || fail "no checkpoint $ck: $(ls "$TMP/stop")"
 grep -q "checkpoint saved, continue with --resume" "$TMP/stop.err" && pass "the stop message says how to continue" \
   || fail "stop message: $(tail -2 "$TMP/stop.err")"
+
+# 3. SIGTERM while the save is slow (every fsync of a checkpoint stalls 3 s).
+#  a. to launch/mpirun.sh: it turns TERM into the USR1 that mpirun forwards at once;
+#     the ranks stop, rank 0 saves, exit 75.
+#  b. to mpirun itself: Open MPI waits odls_base_sigkill_timeout before the ranks'
+#     SIGTERM and as long again before SIGKILL: with 5 s (the README's recipe) the 3 s
+#     save completes. Negative control: Open MPI's default of 1 s cuts it.
+if [ -n "${ADEBERT_FAULTSHIM:-}" ] && [ -f "$ADEBERT_FAULTSHIM" ]; then
+  term_run() { # out_dir script|mpirun grace
+    env ADEBERT_MPIRUN_ARGS="--timeout 150 --mca odls_base_sigkill_timeout $3" ADEBERT_BIN="$BIN" LD_PRELOAD="$ADEBERT_FAULTSHIM" \
+      FAULTSHIM_OP=fsync FAULTSHIM_MATCH=ckpt-step FAULTSHIM_TIMES=0 FAULTSHIM_DELAY_US=3000000 \
+      ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+      bash "${ADEBERT_SOURCE_DIR:?}/launch/mpirun.sh" -np 2 --oversubscribe "${args[@]}" --epochs 50 \
+      --save-every 100000 --out "$1" >"$1.out" 2>"$1.err" &
+    local pid=$! target
+    for _ in $(seq 1 600); do
+      [ -f "$1/train_log.jsonl" ] && [ "$(wc -l <"$1/train_log.jsonl")" -ge 3 ] && break
+      sleep 0.1
+    done
+    target=$pid; [ "$2" = mpirun ] && target=$(pgrep -P "$pid" mpirun)
+    kill -TERM "$target"
+    wait "$pid"
+  }
+  saved() { # out_dir: the stop step's checkpoint exists, no .tmp is left, eval reads it
+    local step; step=$(sed -n 's/.*stopped by a signal at step \([0-9]*\).*/\1/p' "$1.err")
+    [ -n "$step" ] && [ -f "$1/ckpt-step$(printf %08d "$step").h5" ] && ! compgen -G "$1/*.tmp" >/dev/null \
+      && "$BIN" eval --checkpoint "$1/ckpt-step$(printf %08d "$step").h5" --split-name val >/dev/null 2>&1
+  }
+  t0=$(date +%s)
+  term_run "$TMP/term" script 1
+  rc=$?; dt=$(( $(date +%s) - t0 ))
+  [ $rc -eq 75 ] && saved "$TMP/term" && [ $dt -lt 60 ] \
+    && pass "SIGTERM to mpirun.sh, slow save: exit 75 after ${dt}s, checkpoint complete and readable" \
+    || fail "SIGTERM to mpirun.sh: rc $rc after ${dt}s, $(ls "$TMP/term") $(tail -3 "$TMP/term.err")"
+  term_run "$TMP/term5" mpirun 5
+  saved "$TMP/term5" && pass "SIGTERM to mpirun, 5 s grace: the slow save completes" \
+    || fail "SIGTERM to mpirun, 5 s grace: $(ls "$TMP/term5") $(tail -3 "$TMP/term5.err")"
+  term_run "$TMP/term1" mpirun 1
+  ! grep -q "checkpoint saved" "$TMP/term1.err" && ! compgen -G "$TMP/term1/ckpt-step*.h5" >/dev/null \
+    && pass "negative control: with Open MPI's 1 s grace the slow save is cut" \
+    || fail "negative control: the save survived a 1 s grace: $(ls "$TMP/term1")"
+fi
 finish
