@@ -121,6 +121,24 @@ typedef struct nn_backend_ops {
     void (*adamw)(nn_backend *b, float *p, const float *g, float *m, float *v, int64_t n, const nn_adamw_args *a);
     /* ---- lifetime */
     void (*destroy)(nn_backend *b);
+
+    /* ---- optional: NULL where a backend does not provide them (CUDA today); the model
+     * then composes the ops above, which give the same bits. A backend that provides one
+     * must round exactly as that composition does (tests/test_cpu_fused.c checks the CPU's). */
+    /* Fused memory-bound steps, one pass instead of several over a big activation:
+     * bias_gelu_fwd = bias_add(x, bias) then gelu_fwd_deriv(y, dydx, x), or gelu_fwd(y, x)
+     * when dydx is NULL (inference); dydx may alias x, x is otherwise left as given. */
+    void (*bias_gelu_fwd)(nn_backend *b, float *y, float *dydx, float *x, const float *bias, int64_t rows,
+                          int64_t cols);
+    /* bias_add(x, bias), dropout(x, d) (d NULL or d->p = 0: none), add(x, res), then
+     * layernorm_fwd(y, mean, rstd, x, ...): x ends as the LayerNorm input backward reads. */
+    void (*bias_dropout_add_layernorm_fwd)(nn_backend *b, float *y, float *mean, float *rstd, float *x,
+                                           const float *bias, const nn_dropout_desc *d, const float *res,
+                                           const float *g, const float *beta, int64_t rows, int64_t cols,
+                                           float eps);
+    /* y = x * mask / (1 - p) (a copy when d->p = 0): copy(y, x) then dropout(y, d) */
+    void (*dropout_copy)(nn_backend *b, float *y, const float *x, int64_t rows, int64_t cols,
+                         const nn_dropout_desc *d);
 } nn_backend_ops;
 
 struct nn_backend {
