@@ -209,10 +209,18 @@ static void carve(nn_model *m, char *base)
 
 /* ------------------------------------------------------------------ lifetime */
 
+/* The parameters were (or may have been) written: converted copies the backend keeps
+ * of the weights (->gemm_weight) are stale. */
+static void params_written(nn_model *m)
+{
+    if (m->P && m->op->weights_changed) m->op->weights_changed(m->be, m->P, m->nfloats * sizeof(float));
+}
+
 void nn_model_free(nn_model *m)
 {
     if (!m) return;
     if (m->be) {
+        params_written(m); /* freed memory: the next model may get the same addresses */
         if (m->P) m->op->free(m->be, m->P);
         if (m->G) m->op->free(m->be, m->G);
         if (m->arena) m->op->free(m->be, m->arena);
@@ -312,7 +320,11 @@ const nn_config *nn_model_config(const nn_model *m) { return &m->cfg; }
 nn_backend *nn_model_backend(const nn_model *m) { return m->be; }
 size_t nn_model_num_params(const nn_model *m) { return m->nfloats; }
 size_t nn_model_arena_bytes(const nn_model *m) { return m->arena_bytes; }
-float *nn_model_param_buf(nn_model *m) { return m->P; }
+float *nn_model_param_buf(nn_model *m)
+{
+    params_written(m); /* the caller may write through it (the optimizer does, every step) */
+    return m->P;
+}
 float *nn_model_grad_buf(nn_model *m) { return m->G; }
 
 const nn_param *nn_model_params(const nn_model *m, size_t *count)
@@ -336,6 +348,7 @@ int nn_model_set_params(nn_model *m, const float *host, size_t n, char err[NN_ER
     }
     m->op->upload(m->be, m->P, host, n * sizeof(float));
     m->op->sync(m->be);
+    params_written(m);
     return 0;
 }
 
@@ -403,11 +416,15 @@ int nn_model_init_weights(nn_model *m, uint64_t seed, char err[NN_ERRLEN])
 /* ------------------------------------------------------------------ helpers */
 
 /* C[M, N] (= | += by beta) A[M, K] op(W), W the weight matrix at offset w, stored packed:
- * [N, K] with trans_w (forward), [K, N] without (backward's dx) */
+ * [N, K] with trans_w (forward), [K, N] without (backward's dx). Through ->gemm_weight
+ * where the backend has it: it may keep W converted (CPU bf16) instead of converting
+ * it on every call. */
 static void gemm_w(nn_model *m, int trans_w, int64_t M, int64_t N, int64_t K, const float *A, size_t w, float beta,
                    float *C)
 {
-    m->op->gemm(m->be, 0, trans_w, M, N, K, 1.0f, A, K, m->P + w, trans_w ? K : N, beta, C, N);
+    const nn_backend_ops *op = m->op;
+    (op->gemm_weight ? op->gemm_weight : op->gemm)(m->be, 0, trans_w, M, N, K, 1.0f, A, K, m->P + w,
+                                                   trans_w ? K : N, beta, C, N);
 }
 
 /* y[T, out] = x[T, in] W[out, in]^T + b */

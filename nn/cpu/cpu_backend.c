@@ -72,6 +72,21 @@ static void cpu_gemm(nn_backend *b, int ta, int tb, int64_t m, int64_t n, int64_
     else nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+static void cpu_gemm_weight(nn_backend *b, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                            int64_t ldc)
+{
+    cpu_state *s = b->impl;
+    if (s->use_bf16) nn_cpu_bf16_gemm_weight(s->bf16, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    else nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void cpu_weights_changed(nn_backend *b, const void *p, size_t bytes)
+{
+    /* whatever the current precision: a later switch to bf16 must not see old copies */
+    nn_cpu_bf16_forget(((cpu_state *)b->impl)->bf16, p, bytes);
+}
+
 static void cpu_bias_add(nn_backend *b, float *y, const float *bias, int64_t rows, int64_t cols)
 {
     (void)b;
@@ -778,6 +793,8 @@ static const nn_backend_ops CPU_OPS = {
     .bias_gelu_fwd = cpu_bias_gelu_fwd,
     .bias_dropout_add_layernorm_fwd = cpu_bias_dropout_add_layernorm_fwd,
     .dropout_copy = cpu_dropout_copy,
+    .gemm_weight = cpu_gemm_weight,
+    .weights_changed = cpu_weights_changed,
 };
 
 int nn_backend_cpu_create(nn_backend **out, int threads, char *err, size_t errlen)
@@ -831,6 +848,11 @@ const char *nn_backend_cpu_isa(const nn_backend *b)
 {
     const cpu_state *s = b->impl;
     return s->use_bf16 ? nn_cpu_bf16_isa(s->bf16) : "";
+}
+
+uint64_t nn_backend_cpu_bf16_weight_conversions(const nn_backend *b)
+{
+    return nn_cpu_bf16_weight_conversions(((const cpu_state *)b->impl)->bf16);
 }
 
 int nn_cpu_bf16_available(char *why, size_t whylen)
