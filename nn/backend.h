@@ -121,6 +121,33 @@ typedef struct nn_backend_ops {
     void (*adamw)(nn_backend *b, float *p, const float *g, float *m, float *v, int64_t n, const nn_adamw_args *a);
     /* ---- lifetime */
     void (*destroy)(nn_backend *b);
+
+    /* ---- optional: NULL where a backend does not provide them (CUDA today); the model
+     * then composes the ops above, which give the same bits. A backend that provides one
+     * must round exactly as that composition does (tests/test_cpu_fused.c checks the CPU's). */
+    /* Fused memory-bound steps, one pass instead of several over a big activation:
+     * bias_gelu_fwd = bias_add(x, bias) then gelu_fwd_deriv(y, dydx, x), or gelu_fwd(y, x)
+     * when dydx is NULL (inference); dydx may alias x, x is otherwise left as given. */
+    void (*bias_gelu_fwd)(nn_backend *b, float *y, float *dydx, float *x, const float *bias, int64_t rows,
+                          int64_t cols);
+    /* bias_add(x, bias), dropout(x, d) (d NULL or d->p = 0: none), add(x, res), then
+     * layernorm_fwd(y, mean, rstd, x, ...): x ends as the LayerNorm input backward reads. */
+    void (*bias_dropout_add_layernorm_fwd)(nn_backend *b, float *y, float *mean, float *rstd, float *x,
+                                           const float *bias, const nn_dropout_desc *d, const float *res,
+                                           const float *g, const float *beta, int64_t rows, int64_t cols,
+                                           float eps);
+    /* y = x * mask / (1 - p) (a copy when d->p = 0): copy(y, x) then dropout(y, d) */
+    void (*dropout_copy)(nn_backend *b, float *y, const float *x, int64_t rows, int64_t cols,
+                         const nn_dropout_desc *d);
+    /* Resident weights. gemm_weight is ->gemm where B is a weight matrix, stored packed
+     * (ldb = k when trans_b, else n): a backend whose ->gemm converts its operands on every
+     * call (the CPU in bf16) may keep the converted B and reuse it, with the same bits, until
+     * weights_changed(b, p, bytes) says the memory [p, p + bytes) holding it was written
+     * (or freed). The model calls weights_changed after every write to its parameters. */
+    void (*gemm_weight)(nn_backend *b, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                        int64_t ldc);
+    void (*weights_changed)(nn_backend *b, const void *p, size_t bytes);
 } nn_backend_ops;
 
 struct nn_backend {
@@ -175,6 +202,10 @@ int nn_backend_cpu_set_precision(nn_backend *b, nn_precision p, char *err, size_
 int nn_backend_cpu_set_precision_name(nn_backend *b, const char *name, char *why, size_t whylen);
 /* The ISA of the bf16 GEMM ("avx512_core_bf16", "avx512_core_amx"); "" in fp32. */
 const char *nn_backend_cpu_isa(const nn_backend *b);
+/* Weight matrices ->gemm_weight has rounded to bf16 so far (each resident copy made or
+ * refreshed counts once): tests check that a training step converts each weight once
+ * and inference only after the parameters changed. */
+uint64_t nn_backend_cpu_bf16_weight_conversions(const nn_backend *b);
 /* The path of the CPU backend's GELU and softmax exp: "avx512 (libmvec)", "avx2
  * (libmvec)" or "scalar (libm)" (ADEBERT_VECMATH=avx2|scalar narrows it; tests). */
 const char *nn_cpu_vecmath_name(void);

@@ -209,10 +209,18 @@ static void carve(nn_model *m, char *base)
 
 /* ------------------------------------------------------------------ lifetime */
 
+/* The parameters were (or may have been) written: converted copies the backend keeps
+ * of the weights (->gemm_weight) are stale. */
+static void params_written(nn_model *m)
+{
+    if (m->P && m->op->weights_changed) m->op->weights_changed(m->be, m->P, m->nfloats * sizeof(float));
+}
+
 void nn_model_free(nn_model *m)
 {
     if (!m) return;
     if (m->be) {
+        params_written(m); /* freed memory: the next model may get the same addresses */
         if (m->P) m->op->free(m->be, m->P);
         if (m->G) m->op->free(m->be, m->G);
         if (m->arena) m->op->free(m->be, m->arena);
@@ -312,7 +320,11 @@ const nn_config *nn_model_config(const nn_model *m) { return &m->cfg; }
 nn_backend *nn_model_backend(const nn_model *m) { return m->be; }
 size_t nn_model_num_params(const nn_model *m) { return m->nfloats; }
 size_t nn_model_arena_bytes(const nn_model *m) { return m->arena_bytes; }
-float *nn_model_param_buf(nn_model *m) { return m->P; }
+float *nn_model_param_buf(nn_model *m)
+{
+    params_written(m); /* the caller may write through it (the optimizer does, every step) */
+    return m->P;
+}
 float *nn_model_grad_buf(nn_model *m) { return m->G; }
 
 const nn_param *nn_model_params(const nn_model *m, size_t *count)
@@ -336,6 +348,7 @@ int nn_model_set_params(nn_model *m, const float *host, size_t n, char err[NN_ER
     }
     m->op->upload(m->be, m->P, host, n * sizeof(float));
     m->op->sync(m->be);
+    params_written(m);
     return 0;
 }
 
@@ -402,10 +415,22 @@ int nn_model_init_weights(nn_model *m, uint64_t seed, char err[NN_ERRLEN])
 
 /* ------------------------------------------------------------------ helpers */
 
+/* C[M, N] (= | += by beta) A[M, K] op(W), W the weight matrix at offset w, stored packed:
+ * [N, K] with trans_w (forward), [K, N] without (backward's dx). Through ->gemm_weight
+ * where the backend has it: it may keep W converted (CPU bf16) instead of converting
+ * it on every call. */
+static void gemm_w(nn_model *m, int trans_w, int64_t M, int64_t N, int64_t K, const float *A, size_t w, float beta,
+                   float *C)
+{
+    const nn_backend_ops *op = m->op;
+    (op->gemm_weight ? op->gemm_weight : op->gemm)(m->be, 0, trans_w, M, N, K, 1.0f, A, K, m->P + w,
+                                                   trans_w ? K : N, beta, C, N);
+}
+
 /* y[T, out] = x[T, in] W[out, in]^T + b */
 static void linear_fwd(nn_model *m, float *y, const float *x, size_t w, size_t b, int64_t T, int64_t in, int64_t out)
 {
-    m->op->gemm(m->be, 0, 1, T, out, in, 1.0f, x, in, m->P + w, in, 0.0f, y, out);
+    gemm_w(m, 1, T, out, in, x, w, 0.0f, y);
     m->op->bias_add(m->be, y, m->P + b, T, out);
 }
 
@@ -415,7 +440,54 @@ static void linear_bwd(nn_model *m, float *dx, int dx_acc, const float *dy, cons
 {
     m->op->gemm(m->be, 1, 0, out, in, T, 1.0f, dy, out, x, in, 1.0f, m->G + w, in);
     m->op->bias_grad_acc(m->be, m->G + b, dy, T, out);
-    if (dx) m->op->gemm(m->be, 0, 0, T, in, out, 1.0f, dy, out, m->P + w, in, dx_acc ? 1.0f : 0.0f, dx, in);
+    if (dx) gemm_w(m, 0, T, in, out, dy, w, dx_acc ? 1.0f : 0.0f, dx);
+}
+
+/* The fused steps below use the backend's one-pass op where it has one, else the
+ * primitives it stands for, in the same order (the same bits either way). */
+
+/* x[T, n] += b, then y = gelu(x) and, unless dydx is NULL (inference), dydx = gelu'(x)
+ * (dydx may be x: the model keeps the derivative, not the pre-activation) */
+static void bias_gelu(nn_model *m, float *y, float *dydx, float *x, size_t b, int64_t T, int64_t n)
+{
+    const nn_backend_ops *op = m->op;
+    if (op->bias_gelu_fwd) {
+        op->bias_gelu_fwd(m->be, y, dydx, x, m->P + b, T, n);
+        return;
+    }
+    op->bias_add(m->be, x, m->P + b, T, n);
+    if (dydx) op->gelu_fwd_deriv(m->be, y, dydx, x, T * n);
+    else op->gelu_fwd(m->be, y, x, T * n);
+}
+
+/* The tail of a post-LN residual block: x[T, H] = dropout(x + b) + res (the LayerNorm
+ * input, kept for backward), y = LayerNorm(x) with gain g and shift beta */
+static void bias_dropout_add_ln(nn_model *m, float *y, float *mean, float *rstd, float *x, size_t b,
+                                const nn_dropout_desc *d, const float *res, size_t g, size_t beta, int64_t T,
+                                float eps)
+{
+    const nn_backend_ops *op = m->op;
+    const int64_t H = m->H;
+    if (op->bias_dropout_add_layernorm_fwd) {
+        op->bias_dropout_add_layernorm_fwd(m->be, y, mean, rstd, x, m->P + b, d, res, m->P + g, m->P + beta, T, H,
+                                           eps);
+        return;
+    }
+    op->bias_add(m->be, x, m->P + b, T, H);
+    op->dropout(m->be, x, T, H, d);
+    op->add(m->be, x, res, T * H);
+    op->layernorm_fwd(m->be, y, mean, rstd, x, m->P + g, m->P + beta, T, H, eps);
+}
+
+/* y[rows, cols] = dropout(x) */
+static void dropout_copy(nn_model *m, float *y, const float *x, int64_t rows, int64_t cols, const nn_dropout_desc *d)
+{
+    if (m->op->dropout_copy) {
+        m->op->dropout_copy(m->be, y, x, rows, cols, d);
+        return;
+    }
+    m->op->copy(m->be, y, x, (size_t)(rows * cols) * sizeof(float));
+    m->op->dropout(m->be, y, rows, cols, d);
 }
 
 static nn_dropout_desc tok_drop(nn_model *m, float p, uint32_t site)
@@ -595,33 +667,25 @@ int nn_model_forward(nn_model *m, const nn_batch *b, float *loss, float *logits,
         linear_fwd(m, a->qkv, m->h[l], o->wqkv, o->bqkv, T, H, 3 * H);
         nn_attn_desc ad = attn_desc(m, l);
         op->attention_fwd(be, &ad, a->qkv, a->probs, a->ctx);
-        linear_fwd(m, a->ln1_in, a->ctx, o->wo, o->bo, T, H, H);
+        gemm_w(m, 1, T, H, H, a->ctx, o->wo, 0.0f, a->ln1_in);
         dd = tok_drop(m, m->p_hidden, NN_SITE_ATTN_OUT(l));
-        op->dropout(be, a->ln1_in, T, H, &dd);
-        op->add(be, a->ln1_in, m->h[l], T * H);
-        op->layernorm_fwd(be, a->h1, a->ln1_mean, a->ln1_rstd, a->ln1_in, m->P + o->ln1g, m->P + o->ln1b, T, H, eps);
-        linear_fwd(m, a->ffn_pre, a->h1, o->wi, o->bi, T, H, I);
-        if (b->no_grad) {
-            op->gelu_fwd(be, a->ffn_act, a->ffn_pre, T * I);
-        } else {
-            /* ffn_pre now holds gelu'(pre): backward needs nothing else */
-            op->gelu_fwd_deriv(be, a->ffn_act, a->ffn_pre, a->ffn_pre, T * I);
-        }
-        linear_fwd(m, a->ln2_in, a->ffn_act, o->wo2, o->bo2, T, I, H);
+        bias_dropout_add_ln(m, a->h1, a->ln1_mean, a->ln1_rstd, a->ln1_in, o->bo, &dd, m->h[l], o->ln1g, o->ln1b, T,
+                            eps);
+        gemm_w(m, 1, T, I, H, a->h1, o->wi, 0.0f, a->ffn_pre);
+        /* training: ffn_pre ends holding gelu'(pre), all backward needs */
+        bias_gelu(m, a->ffn_act, b->no_grad ? NULL : a->ffn_pre, a->ffn_pre, o->bi, T, I);
+        gemm_w(m, 1, T, H, I, a->ffn_act, o->wo2, 0.0f, a->ln2_in);
         dd = tok_drop(m, m->p_hidden, NN_SITE_FFN_OUT(l));
-        op->dropout(be, a->ln2_in, T, H, &dd);
-        op->add(be, a->ln2_in, a->h1, T * H);
-        op->layernorm_fwd(be, m->h[l + 1], a->ln2_mean, a->ln2_rstd, a->ln2_in, m->P + o->ln2g, m->P + o->ln2b, T,
-                          H, eps);
+        bias_dropout_add_ln(m, m->h[l + 1], a->ln2_mean, a->ln2_rstd, a->ln2_in, o->bo2, &dd, a->h1, o->ln2g, o->ln2b,
+                            T, eps);
     }
 
     /* ---- pooler, dropout, classifier */
     op->gather_rows(be, m->cls_in, m->h[m->L], m->d_cls_idx, B, H);
     linear_fwd(m, m->pooled, m->cls_in, m->o_pw, m->o_pb, B, H, H);
     op->tanh_fwd(be, m->pooled, m->pooled, B * H);
-    op->copy(be, m->pooled_drop, m->pooled, (size_t)(B * H) * sizeof(float));
     nn_dropout_desc cd = {m->p_cls, m->key, NN_SITE_CLASSIFIER, m->d_seq_sample, m->d_zero_pos};
-    op->dropout(be, m->pooled_drop, B, H, &cd);
+    dropout_copy(m, m->pooled_drop, m->pooled, B, H, &cd);
     linear_fwd(m, m->logits, m->pooled_drop, m->o_cw, m->o_cb, B, H, C);
 
     if (b->labels) {
@@ -709,17 +773,15 @@ int nn_model_backward(nn_model *m, char err[NN_ERRLEN])
         const layer_off *o = &m->lo[l];
         op->layernorm_bwd(be, m->dB, m->G + o->ln2g, m->G + o->ln2b, m->dA, a->ln2_in, a->ln2_mean, a->ln2_rstd,
                           m->P + o->ln2g, T, H);
-        op->copy(be, m->dC, m->dB, (size_t)(T * H) * sizeof(float));
         nn_dropout_desc dd = tok_drop(m, m->p_hidden, NN_SITE_FFN_OUT(l));
-        op->dropout(be, m->dC, T, H, &dd);
+        dropout_copy(m, m->dC, m->dB, T, H, &dd);
         linear_bwd(m, m->dI, 0, m->dC, a->ffn_act, o->wo2, o->bo2, T, I, H);
         op->mul(be, m->dI, a->ffn_pre, T * I);
         linear_bwd(m, m->dB, 1, m->dI, a->h1, o->wi, o->bi, T, H, I);
         op->layernorm_bwd(be, m->dA, m->G + o->ln1g, m->G + o->ln1b, m->dB, a->ln1_in, a->ln1_mean, a->ln1_rstd,
                           m->P + o->ln1g, T, H);
-        op->copy(be, m->dC, m->dA, (size_t)(T * H) * sizeof(float));
         dd = tok_drop(m, m->p_hidden, NN_SITE_ATTN_OUT(l));
-        op->dropout(be, m->dC, T, H, &dd);
+        dropout_copy(m, m->dC, m->dA, T, H, &dd);
         linear_bwd(m, m->dctx, 0, m->dC, a->ctx, o->wo, o->bo, T, H, H);
         nn_attn_desc ad = attn_desc(m, l);
         op->attention_bwd(be, &ad, a->qkv, a->probs, m->dctx, m->dqkv);

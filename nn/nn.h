@@ -65,7 +65,11 @@ const nn_param *nn_model_params(const nn_model *m, size_t *count);
 const nn_param *nn_model_find_param(const nn_model *m, const char *name);
 size_t nn_model_num_params(const nn_model *m);  /* floats in the flat buffer */
 size_t nn_model_arena_bytes(const nn_model *m); /* activation + scratch bytes */
-float *nn_model_param_buf(nn_model *m);         /* device pointers */
+/* Device pointers. The parameter buffer is handed out for writing: each call marks the
+ * backend's converted copies of the weights (CPU bf16: resident bf16 matrices) stale, so
+ * they are remade before the next GEMM; write through the pointer before the next
+ * forward or backward, or call again. */
+float *nn_model_param_buf(nn_model *m);
 float *nn_model_grad_buf(nn_model *m);
 
 /* HF init from the seed (normal(0, 0.02) from a counter-based generator, zero

@@ -72,6 +72,21 @@ static void cpu_gemm(nn_backend *b, int ta, int tb, int64_t m, int64_t n, int64_
     else nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+static void cpu_gemm_weight(nn_backend *b, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                            int64_t ldc)
+{
+    cpu_state *s = b->impl;
+    if (s->use_bf16) nn_cpu_bf16_gemm_weight(s->bf16, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    else nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void cpu_weights_changed(nn_backend *b, const void *p, size_t bytes)
+{
+    /* whatever the current precision: a later switch to bf16 must not see old copies */
+    nn_cpu_bf16_forget(((cpu_state *)b->impl)->bf16, p, bytes);
+}
+
 static void cpu_bias_add(nn_backend *b, float *y, const float *bias, int64_t rows, int64_t cols)
 {
     (void)b;
@@ -140,26 +155,33 @@ static void cpu_embed_bwd_acc(nn_backend *b, float *dW, float *dP, float *dTt, c
     }
 }
 
+/* LayerNorm of one row, mean and rstd returned: the arithmetic of layernorm_fwd and of
+ * the fused bias_dropout_add_layernorm_fwd. Out of line so that both run the same
+ * machine code, hence the same reduction order (an inlined copy may vectorise the
+ * sums differently). */
+__attribute__((noinline)) static void layernorm_row(float *yr, float *mean, float *rstd, const float *xr,
+                                                    const float *g, const float *beta, int64_t cols, float eps)
+{
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t c = 0; c < cols; c++) s += xr[c];
+    float mu = s / (float)cols, v = 0.0f;
+#pragma omp simd reduction(+ : v)
+    for (int64_t c = 0; c < cols; c++) v += (xr[c] - mu) * (xr[c] - mu);
+    float rs = 1.0f / sqrtf(v / (float)cols + eps);
+    *mean = mu;
+    *rstd = rs;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; c++) yr[c] = (xr[c] - mu) * rs * g[c] + beta[c];
+}
+
 static void cpu_layernorm_fwd(nn_backend *b, float *y, float *mean, float *rstd, const float *x, const float *g,
                               const float *beta, int64_t rows, int64_t cols, float eps)
 {
     (void)b;
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * cols;
-        float *yr = y + r * cols;
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int64_t c = 0; c < cols; c++) s += xr[c];
-        float mu = s / (float)cols, v = 0.0f;
-#pragma omp simd reduction(+ : v)
-        for (int64_t c = 0; c < cols; c++) v += (xr[c] - mu) * (xr[c] - mu);
-        float rs = 1.0f / sqrtf(v / (float)cols + eps);
-        mean[r] = mu;
-        rstd[r] = rs;
-#pragma omp simd
-        for (int64_t c = 0; c < cols; c++) yr[c] = (xr[c] - mu) * rs * g[c] + beta[c];
-    }
+    for (int64_t r = 0; r < rows; r++)
+        layernorm_row(y + r * cols, &mean[r], &rstd[r], x + r * cols, g, beta, cols, eps);
 }
 
 /* LayerNorm backward, per row, with xhat = (x - mean) * rstd (the normalised
@@ -293,19 +315,32 @@ const char *nn_cpu_vecmath_name(void)
 
 enum { GELU_FWD, GELU_FWD_DERIV, GELU_BWD };
 
-/* The GELU kernels in chunks of VM_CHUNK elements, one chunk per task: y = gelu(x),
- * and d = gelu'(x) (FWD_DERIV; d may alias x), or y = dy * gelu'(x) (BWD; dy in a,
- * y may alias a). erf and exp of a chunk go through vm_map in local buffers. */
+/* The GELU kernels in chunks of VM_CHUNK elements, one chunk per task: y = gelu(v),
+ * and d = gelu'(v) (FWD_DERIV; d may alias x), or y = dy * gelu'(v) (BWD; dy in a,
+ * y may alias a), where v = x, or v = x + bias[column] for x of `cols` columns (the
+ * fused bias_gelu_fwd; the sum rounded once, as bias_add stores it). erf and exp of a
+ * chunk go through vm_map in local buffers. */
 #define VM_CHUNK 1024
 
-static void vm_apply(int kind, float *y, float *d, const float *a, const float *x, int64_t n)
+static void vm_apply(int kind, float *y, float *d, const float *a, const float *x, const float *bias, int64_t cols,
+                     int64_t n)
 {
     const int64_t nch = (n + VM_CHUNK - 1) / VM_CHUNK;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < nch; c++) {
         const int64_t o = c * VM_CHUNK, len = n - o < VM_CHUNK ? n - o : VM_CHUNK;
         const float *xc = x + o;
-        float erf_t[VM_CHUNK], exp_t[VM_CHUNK];
+        float erf_t[VM_CHUNK], exp_t[VM_CHUNK], sum_t[VM_CHUNK];
+        if (bias) {
+            /* the chunk crosses rows: add the bias one row segment at a time */
+            for (int64_t i = 0, j = o % cols; i < len; j = 0) {
+                const int64_t seg = len - i < cols - j ? len - i : cols - j;
+#pragma omp simd
+                for (int64_t k = 0; k < seg; k++) sum_t[i + k] = xc[i + k] + bias[j + k];
+                i += seg;
+            }
+            xc = sum_t;
+        }
         for (int64_t i = 0; i < len; i++) erf_t[i] = xc[i] * 0.70710678118654752f;
         vm_map(VM_ERF, erf_t, erf_t, len);
         if (kind != GELU_FWD) {
@@ -332,19 +367,26 @@ static void vm_apply(int kind, float *y, float *d, const float *a, const float *
 static void cpu_gelu_fwd(nn_backend *b, float *y, const float *x, int64_t n)
 {
     (void)b;
-    vm_apply(GELU_FWD, y, NULL, NULL, x, n);
+    vm_apply(GELU_FWD, y, NULL, NULL, x, NULL, 0, n);
 }
 
 static void cpu_gelu_bwd(nn_backend *b, float *dx, const float *dy, const float *x, int64_t n)
 {
     (void)b;
-    vm_apply(GELU_BWD, dx, NULL, dy, x, n);
+    vm_apply(GELU_BWD, dx, NULL, dy, x, NULL, 0, n);
 }
 
 static void cpu_gelu_fwd_deriv(nn_backend *b, float *y, float *dydx, const float *x, int64_t n)
 {
     (void)b;
-    vm_apply(GELU_FWD_DERIV, y, dydx, NULL, x, n);
+    vm_apply(GELU_FWD_DERIV, y, dydx, NULL, x, NULL, 0, n);
+}
+
+static void cpu_bias_gelu_fwd(nn_backend *b, float *y, float *dydx, float *x, const float *bias, int64_t rows,
+                              int64_t cols)
+{
+    (void)b;
+    vm_apply(dydx ? GELU_FWD_DERIV : GELU_FWD, y, dydx, NULL, x, bias, cols, rows * cols);
 }
 
 static void cpu_mul(nn_backend *b, float *y, const float *x, int64_t n)
@@ -368,7 +410,6 @@ static void cpu_tanh_bwd(nn_backend *b, float *dx, const float *dy, const float 
     for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
-/* keep-multipliers (0 or 1/(1-p)) for elements e0 .. e0+n-1 of one (sample, site, pos) */
 /* keep-multipliers (0 or 1/(1-p)) for elements e0 .. e0+n-1 of one (sample, site,
  * pos). Philox blocks are computed PHX_LANES at a time in lane arrays so the
  * compiler vectorises the 32x32->64 multiplies; the bits are those of
@@ -415,10 +456,9 @@ static void mask_row(float *out, int64_t n, uint32_t e0, float p, nn_rng_key key
     }
 }
 
-static void cpu_dropout(nn_backend *b, float *x, int64_t rows, int64_t cols, const nn_dropout_desc *d)
+/* y = x * mask row by row (y may alias x) */
+static void dropout_rows(float *y, const float *x, int64_t rows, int64_t cols, const nn_dropout_desc *d)
 {
-    (void)b;
-    if (!(d->p > 0.0f)) return;
 #pragma omp parallel
     {
         float *m = malloc((size_t)cols * sizeof *m);
@@ -426,11 +466,60 @@ static void cpu_dropout(nn_backend *b, float *x, int64_t rows, int64_t cols, con
         for (int64_t r = 0; r < rows; r++) {
             if (!m) continue;
             mask_row(m, cols, 0, d->p, d->key, d->row_sample[r], d->site, (uint32_t)d->row_pos[r]);
-            float *xr = x + r * cols;
-            for (int64_t c = 0; c < cols; c++) xr[c] *= m[c];
+            const float *xr = x + r * cols;
+            float *yr = y + r * cols;
+            for (int64_t c = 0; c < cols; c++) yr[c] = xr[c] * m[c];
         }
         free(m);
     }
+}
+
+static void cpu_dropout(nn_backend *b, float *x, int64_t rows, int64_t cols, const nn_dropout_desc *d)
+{
+    (void)b;
+    if (d->p > 0.0f) dropout_rows(x, x, rows, cols, d);
+}
+
+static void cpu_dropout_copy(nn_backend *b, float *y, const float *x, int64_t rows, int64_t cols,
+                             const nn_dropout_desc *d)
+{
+    if (d->p > 0.0f) dropout_rows(y, x, rows, cols, d);
+    else cpu_copy(b, y, x, (size_t)(rows * cols) * sizeof *y);
+}
+
+/* The post-LN residual block's tail in one pass over each row, while it is in cache:
+ * x = (x + bias) * mask + res, each step rounded as bias_add, dropout and add round it,
+ * then layernorm_row. */
+static void cpu_bias_dropout_add_layernorm_fwd(nn_backend *b, float *y, float *mean, float *rstd, float *x,
+                                               const float *bias, const nn_dropout_desc *d, const float *res,
+                                               const float *g, const float *beta, int64_t rows, int64_t cols,
+                                               float eps)
+{
+    (void)b;
+    const int drop = d && d->p > 0.0f;
+    int fail = 0;
+#pragma omp parallel reduction(| : fail)
+    {
+        float *m = drop ? malloc((size_t)cols * sizeof *m) : NULL;
+        if (drop && !m) fail = 1;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            float *xr = x + r * cols;
+            const float *rr = res + r * cols;
+            if (drop) {
+                if (!m) continue;
+                mask_row(m, cols, 0, d->p, d->key, d->row_sample[r], d->site, (uint32_t)d->row_pos[r]);
+#pragma omp simd
+                for (int64_t c = 0; c < cols; c++) xr[c] = (xr[c] + bias[c]) * m[c] + rr[c];
+            } else {
+#pragma omp simd
+                for (int64_t c = 0; c < cols; c++) xr[c] = xr[c] + bias[c] + rr[c];
+            }
+            layernorm_row(y + r * cols, &mean[r], &rstd[r], xr, g, beta, cols, eps);
+        }
+        free(m);
+    }
+    if (fail) abort(); /* one row of floats per thread: nothing sensible to do without it */
 }
 
 static void cpu_gather_rows(nn_backend *b, float *out, const float *in, const int32_t *idx, int64_t n, int64_t cols)
@@ -701,6 +790,11 @@ static const nn_backend_ops CPU_OPS = {
     .scale = cpu_scale,
     .adamw = cpu_adamw,
     .destroy = cpu_destroy,
+    .bias_gelu_fwd = cpu_bias_gelu_fwd,
+    .bias_dropout_add_layernorm_fwd = cpu_bias_dropout_add_layernorm_fwd,
+    .dropout_copy = cpu_dropout_copy,
+    .gemm_weight = cpu_gemm_weight,
+    .weights_changed = cpu_weights_changed,
 };
 
 int nn_backend_cpu_create(nn_backend **out, int threads, char *err, size_t errlen)
@@ -754,6 +848,11 @@ const char *nn_backend_cpu_isa(const nn_backend *b)
 {
     const cpu_state *s = b->impl;
     return s->use_bf16 ? nn_cpu_bf16_isa(s->bf16) : "";
+}
+
+uint64_t nn_backend_cpu_bf16_weight_conversions(const nn_backend *b)
+{
+    return nn_cpu_bf16_weight_conversions(((const cpu_state *)b->impl)->bf16);
 }
 
 int nn_cpu_bf16_available(char *why, size_t whylen)

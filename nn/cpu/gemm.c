@@ -55,6 +55,15 @@ typedef struct {
     dnnl_primitive_t prim;
 } bf16_entry;
 
+/* A resident bf16 copy of a weight matrix: src as stored, [rows, cols] packed. */
+typedef struct {
+    const float *src;
+    int64_t rows, cols;
+    uint16_t *bf;
+    size_t cap; /* elements of bf */
+    int stale;  /* src was written since bf was made (nn_cpu_bf16_forget) */
+} bf16_weight;
+
 struct nn_cpu_bf16 {
     dnnl_engine_t eng;
     dnnl_stream_t stream;
@@ -62,6 +71,9 @@ struct nn_cpu_bf16 {
     size_t acap, bcap;
     bf16_entry cache[BF16_CACHE];
     int ncache, next;
+    bf16_weight *w; /* resident weights, one per distinct matrix */
+    int nw, wcap;
+    uint64_t conversions;
     char isa[32];
     int warned;
 };
@@ -188,6 +200,8 @@ void nn_cpu_bf16_free(nn_cpu_bf16 *c)
         if (c->cache[i].prim) dnnl_primitive_destroy(c->cache[i].prim);
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->eng) dnnl_engine_destroy(c->eng);
+    for (int i = 0; i < c->nw; i++) free(c->w[i].bf);
+    free(c->w);
     free(c->a);
     free(c->b);
     free(c);
@@ -196,6 +210,45 @@ void nn_cpu_bf16_free(nn_cpu_bf16 *c)
 const char *nn_cpu_bf16_isa(const nn_cpu_bf16 *c)
 {
     return c ? c->isa : "";
+}
+
+/* C = alpha op(A) op(B) + beta C from a16 and b16, the bf16 copies of A and B in
+ * their stored layouts, packed. 0 ok; 1 if oneDNN refused. */
+static int bf16_run(nn_cpu_bf16 *c, const bf16_entry *key, const uint16_t *a16, const uint16_t *b16, float *C)
+{
+    dnnl_primitive_t p = lookup(c, key);
+    if (!p) return 1;
+    dnnl_memory_desc_t ma, mb, md;
+    dnnl_memory_t xa = NULL, xb = NULL, xd = NULL;
+    const_dnnl_primitive_desc_t pd;
+    int ok = dnnl_primitive_get_primitive_desc(p, &pd) == dnnl_success;
+    const dnnl_memory_desc_t *q;
+    if (ok && (q = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0))) ma = *q; else ok = 0;
+    if (ok && (q = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))) mb = *q; else ok = 0;
+    if (ok && (q = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0))) md = *q; else ok = 0;
+    /* oneDNN takes non-const handles; matmul only reads its sources */
+    ok = ok && dnnl_memory_create(&xa, &ma, c->eng, (void *)a16) == dnnl_success &&
+         dnnl_memory_create(&xb, &mb, c->eng, (void *)b16) == dnnl_success &&
+         dnnl_memory_create(&xd, &md, c->eng, C) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, xa}, {DNNL_ARG_WEIGHTS, xb}, {DNNL_ARG_DST, xd}};
+        ok = dnnl_primitive_execute(p, c->stream, 3, args) == dnnl_success &&
+             dnnl_stream_wait(c->stream) == dnnl_success;
+    }
+    if (xa) dnnl_memory_destroy(xa);
+    if (xb) dnnl_memory_destroy(xb);
+    if (xd) dnnl_memory_destroy(xd);
+    return !ok;
+}
+
+/* not expected once the probe passed; never silently wrong */
+static void bf16_failed(nn_cpu_bf16 *c, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (!c->warned++)
+        fprintf(stderr, "adebert: bf16 GEMM %lldx%lldx%lld failed in oneDNN; computing it in fp32\n", (long long)m,
+                (long long)n, (long long)k);
+    nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void nn_cpu_bf16_gemm(nn_cpu_bf16 *c, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *A,
@@ -207,39 +260,87 @@ void nn_cpu_bf16_gemm(nn_cpu_bf16 *c, int ta, int tb, int64_t m, int64_t n, int6
         return;
     }
     bf16_entry key = {.m = m, .n = n, .k = k, .ldc = ldc, .ta = ta, .tb = tb, .alpha = alpha, .beta = beta};
-    dnnl_primitive_t p = NULL;
-    dnnl_memory_desc_t ma, mb, md;
-    dnnl_memory_t xa = NULL, xb = NULL, xd = NULL;
-    int ok = !grow(&c->a, &c->acap, (size_t)(m * k)) && !grow(&c->b, &c->bcap, (size_t)(k * n)) &&
-             (p = lookup(c, &key)) != NULL;
+    int ok = !grow(&c->a, &c->acap, (size_t)(m * k)) && !grow(&c->b, &c->bcap, (size_t)(k * n));
     if (ok) {
         /* stored layouts: A is (ta ? k x m : m x k), B is (tb ? n x k : k x n) */
         to_bf16(c->a, A, ta ? k : m, ta ? m : k, lda);
         to_bf16(c->b, B, tb ? n : k, tb ? k : n, ldb);
-        const_dnnl_primitive_desc_t pd;
-        ok = dnnl_primitive_get_primitive_desc(p, &pd) == dnnl_success;
-        const dnnl_memory_desc_t *q;
-        if (ok && (q = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0))) ma = *q; else ok = 0;
-        if (ok && (q = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))) mb = *q; else ok = 0;
-        if (ok && (q = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0))) md = *q; else ok = 0;
-        ok = ok && dnnl_memory_create(&xa, &ma, c->eng, c->a) == dnnl_success &&
-             dnnl_memory_create(&xb, &mb, c->eng, c->b) == dnnl_success &&
-             dnnl_memory_create(&xd, &md, c->eng, C) == dnnl_success;
-        if (ok) {
-            dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, xa}, {DNNL_ARG_WEIGHTS, xb}, {DNNL_ARG_DST, xd}};
-            ok = dnnl_primitive_execute(p, c->stream, 3, args) == dnnl_success &&
-                 dnnl_stream_wait(c->stream) == dnnl_success;
+        ok = !bf16_run(c, &key, c->a, c->b, C);
+    }
+    if (!ok) bf16_failed(c, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* The resident bf16 copy of the packed [rows, cols] matrix at src, made now if there
+ * is none or it is stale; NULL when out of memory. A new matrix takes the slot of a
+ * stale one of another shape or address (a freed model's) before the table grows. The
+ * copy is to_bf16 of the same rows, so it holds the bits a per-call conversion makes. */
+static const uint16_t *resident(nn_cpu_bf16 *c, const float *src, int64_t rows, int64_t cols)
+{
+    bf16_weight *w = NULL, *spare = NULL;
+    for (int i = 0; i < c->nw && !w; i++) {
+        bf16_weight *e = &c->w[i];
+        if (e->src == src && e->rows == rows && e->cols == cols) w = e;
+        else if (e->stale && !spare) spare = e;
+    }
+    if (!w && !(w = spare)) {
+        if (c->nw == c->wcap) {
+            int cap = c->wcap ? 2 * c->wcap : 64;
+            bf16_weight *t = realloc(c->w, (size_t)cap * sizeof *t);
+            if (!t) return NULL;
+            c->w = t;
+            c->wcap = cap;
         }
+        w = &c->w[c->nw++];
+        memset(w, 0, sizeof *w);
     }
-    if (xa) dnnl_memory_destroy(xa);
-    if (xb) dnnl_memory_destroy(xb);
-    if (xd) dnnl_memory_destroy(xd);
-    if (!ok) { /* not expected once the probe passed; never silently wrong */
-        if (!c->warned++)
-            fprintf(stderr, "adebert: bf16 GEMM %lldx%lldx%lld failed in oneDNN; computing it in fp32\n",
-                    (long long)m, (long long)n, (long long)k);
-        nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (w->src != src || w->rows != rows || w->cols != cols) {
+        w->src = src;
+        w->rows = rows;
+        w->cols = cols;
+        w->stale = 1;
     }
+    if (w->stale) {
+        if (grow(&w->bf, &w->cap, (size_t)(rows * cols))) return NULL;
+        to_bf16(w->bf, src, rows, cols, cols);
+        w->stale = 0;
+        c->conversions++;
+    }
+    return w->bf;
+}
+
+void nn_cpu_bf16_gemm_weight(nn_cpu_bf16 *c, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                             int64_t ldc)
+{
+    const int64_t rows = tb ? n : k, cols = tb ? k : n; /* B as stored */
+    const uint16_t *b16 = NULL;
+    if (m <= 0 || n <= 0 || k <= 0 || ldb != cols || !(b16 = resident(c, B, rows, cols))) {
+        nn_cpu_bf16_gemm(c, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc); /* converts B this once */
+        return;
+    }
+    bf16_entry key = {.m = m, .n = n, .k = k, .ldc = ldc, .ta = ta, .tb = tb, .alpha = alpha, .beta = beta};
+    int ok = !grow(&c->a, &c->acap, (size_t)(m * k));
+    if (ok) {
+        to_bf16(c->a, A, ta ? k : m, ta ? m : k, lda);
+        ok = !bf16_run(c, &key, c->a, b16, C);
+    }
+    if (!ok) bf16_failed(c, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void nn_cpu_bf16_forget(nn_cpu_bf16 *c, const void *p, size_t bytes)
+{
+    if (!c) return;
+    const uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
+    for (int i = 0; i < c->nw; i++) {
+        bf16_weight *e = &c->w[i];
+        const uintptr_t s = (uintptr_t)e->src, t = s + (size_t)(e->rows * e->cols) * sizeof(float);
+        if (s < hi && lo < t) e->stale = 1;
+    }
+}
+
+uint64_t nn_cpu_bf16_weight_conversions(const nn_cpu_bf16 *c)
+{
+    return c ? c->conversions : 0;
 }
 
 #else /* BLIS / OpenBLAS builds: no bf16 path */
@@ -258,6 +359,24 @@ void nn_cpu_bf16_gemm(nn_cpu_bf16 *c, int ta, int tb, int64_t m, int64_t n, int6
 {
     (void)c;
     nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void nn_cpu_bf16_gemm_weight(nn_cpu_bf16 *c, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                             int64_t ldc)
+{
+    (void)c;
+    nn_cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void nn_cpu_bf16_forget(nn_cpu_bf16 *c, const void *p, size_t bytes)
+{
+    (void)c;
+    (void)p;
+    (void)bytes;
+}
+uint64_t nn_cpu_bf16_weight_conversions(const nn_cpu_bf16 *c)
+{
+    (void)c;
+    return 0;
 }
 const char *nn_cpu_bf16_isa(const nn_cpu_bf16 *c)
 {

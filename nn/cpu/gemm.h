@@ -25,6 +25,18 @@ void nn_cpu_bf16_free(nn_cpu_bf16 *c);
 void nn_cpu_bf16_gemm(nn_cpu_bf16 *c, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 const char *nn_cpu_bf16_isa(const nn_cpu_bf16 *c);
+/* nn_cpu_bf16_gemm where B is a weight matrix, packed in its stored layout (ldb = k
+ * when trans_b, else n; otherwise B is converted for this call only): its bf16 copy is
+ * made on first use and kept, so forward and backward GEMMs and later batches reuse
+ * it, until nn_cpu_bf16_forget covers B's memory. Same bits as nn_cpu_bf16_gemm. */
+void nn_cpu_bf16_gemm_weight(nn_cpu_bf16 *c, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                             float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                             float *C, int64_t ldc);
+/* [p, p + bytes) was written or freed: resident copies made from it are stale (remade
+ * on next use; their memory goes to the next new matrix if that comes first). */
+void nn_cpu_bf16_forget(nn_cpu_bf16 *c, const void *p, size_t bytes);
+/* resident copies made or remade so far */
+uint64_t nn_cpu_bf16_weight_conversions(const nn_cpu_bf16 *c);
 
 /* fp32 -> bf16, round to nearest even (NaN stays NaN): the rounding the bf16 GEMM
  * applies to its inputs, exposed for tests. */
