@@ -22,22 +22,13 @@ python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 30 else 1)" "$dt" && 
   || fail "job took ${dt}s to end"
 
 # 2. SIGUSR1 to mpirun (it forwards it to the ranks): all stop at one step, exit 75.
-stop_run() { # out_dir
-  mpirun_usr1 2 "$1" 3 200 "$BIN" "${args[@]}" --epochs 50
-}
-stop_run "$TMP/stop"
+mpirun_usr1 2 "$TMP/stop" 3 200 "$BIN" "${args[@]}" --epochs 50
 rc=$?
-if [ $rc -eq 134 ]; then
-  # KNOWN BUG, not understood: twice in ~100 runs under heavy load a rank aborted
-  # with glibc heap corruption right after the signal, while signals were still
-  # handled asynchronously. Since then they stay blocked and are collected once per
-  # step (no library call is interrupted) and it has not recurred; should it, it is
-  # reported here, loudly, and the scenario runs once more so CI checks the stop path.
-  echo "WARN known rare crash after SIGUSR1 (exit 134), retrying once: $(grep -m2 -E 'corrupted|Signal' "$TMP/stop.err" | tr '\n' ' ')"
-  rm -rf "$TMP/stop"
-  stop_run "$TMP/stop"
-  rc=$?
-fi
+# No retry: a heap-corruption abort seen twice in ~100 runs of the November code (exit
+# 134, glibc "corrupted size vs. prev_size") did not recur in 400 runs of that code and
+# of today's under glibc's heap checking and a build load (bench/faults/stop_repro.sh,
+# bench/results/faults/). Should it come back, this fails and shows the abort.
+[ $rc -eq 134 ] && echo "abort: $(grep -m3 -E 'corrupted|malloc|free\(\)|Signal' "$TMP/stop.err" | tr '\n' ' ')"
 [ $rc -eq 75 ] && pass "SIGUSR1: exit status 75" || fail "SIGUSR1: exit status $rc: $(tail -3 "$TMP/stop.err")"
 step=$(sed -n 's/.*stopped by a signal at step \([0-9]*\).*/\1/p' "$TMP/stop.err")
 [ -n "$step" ] && [ "$step" -lt 12500 ] && pass "stopped early, at step $step" || fail "no stop step reported"
