@@ -5,10 +5,14 @@ hyper-parameters as adebert), HF's dynamic padding to the longest sequence of th
 batch, the same batch composition (--lengths from `adebert bench --print-lengths`).
 
   python3 bench/bench_model_torch.py --model minilm --lengths 32,29,... [--steps 3] [--threads 2] [--json]
-      [--autocast bf16]
+      [--autocast bf16] [--compile]
 
-Environment used for the committed results: Debian python3-torch 1.13.1 (apt) +
-pip transformers==4.36.2 (see tests/reference/gen_model_reference.py). Run it
+Environments used for the committed results: Debian python3-torch 1.13.1 (apt) +
+pip transformers==4.36.2 (see tests/reference/gen_model_reference.py), and PyPI's
+current torch (2.15.0, its CUDA build run on the CPU) + transformers 5.25.0 for the
+eager, autocast and torch.compile rows (bench/run_cpu_bf16_bench.sh, TORCH_PY).
+--compile wraps the model in torch.compile (inductor; the first, untimed warmup steps
+compile it: the batch has one shape, so it compiles once; 3 of them by default). Run it
 with OMP_WAIT_POLICY=PASSIVE (its best configuration here: it keeps its OpenMP
 workers from spinning against OpenBLAS's own threads); the driver does.
 """
@@ -32,12 +36,15 @@ def main():
     ap.add_argument("--model", default="base", choices=sorted(PRESETS))
     ap.add_argument("--lengths", required=True, help="comma-separated sequence lengths (the batch)")
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first [1; 3 with --compile]")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--autocast", choices=["none", "bf16"], default="none",
                     help="bf16: forward and loss under torch.autocast('cpu', bfloat16) (fp32 master weights)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile(model) (inductor) before the steps")
     a = ap.parse_args()
+    if a.warmup is None:  # compiled: the first steps compile forward, backward and recompile
+        a.warmup = 3 if a.compile else 1
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(42)
@@ -46,6 +53,7 @@ def main():
                      **PRESETS[a.model])
     model = BertForSequenceClassification(cfg)
     model.train()
+    fwd = torch.compile(model) if a.compile else model
     no_decay = ["bias", "LayerNorm.weight"]
     groups = [
         {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)], "weight_decay": 0.01},
@@ -64,7 +72,7 @@ def main():
     for step in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast == "bf16"):
-            out = model(input_ids=ids, attention_mask=mask, labels=labels)
+            out = fwd(input_ids=ids, attention_mask=mask, labels=labels)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -82,7 +90,7 @@ def main():
              steps=a.steps, warmup=a.warmup, ms_per_step=med * 1e3, ms_min=times[0] * 1e3, ms_max=times[-1] * 1e3,
              tokens_per_s=tokens / med, gflops=flops / med * 1e-9, peak_rss_mb=rss,
              threads=torch.get_num_threads(), torch=torch.__version__, final_loss=out.loss.item(),
-             precision="bf16-autocast" if a.autocast == "bf16" else "fp32")
+             precision="bf16-autocast" if a.autocast == "bf16" else "fp32", compiled=a.compile)
     if a.json:
         print(json.dumps(r))
     else:

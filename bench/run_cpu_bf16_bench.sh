@@ -9,7 +9,10 @@
 #
 # CASES="model ade|fixed batch seqlen steps[;...]" picks cases (default: both below).
 # PYTHON must import torch and transformers (launch/install-deps.sh's venv:
-# ~/.cache/adebert-venv/bin/python; Debian's torch 1.13.1).
+# ~/.cache/adebert-venv/bin/python; Debian's torch 1.13.1). TORCH_PY=PYTHON2 adds a
+# second PyTorch (a current PyPI build: launch/install-deps.sh with
+# ADEBERT_TORCH_PEER=1 makes ~/.cache/adebert-torch-venv) with eager fp32, eager bf16
+# autocast and, unless COMPILE=0, torch.compile fp32 and bf16 autocast.
 set -euo pipefail
 build=${1:?usage: run_cpu_bf16_bench.sh BUILD_DIR [PYTHON] [THREADS] [ROUNDS]}
 py=${2:-$HOME/.cache/adebert-venv/bin/python}
@@ -36,10 +39,15 @@ for c in "${cases[@]}"; do
       OMP_NUM_THREADS=$threads "$build/adebert" bench --model "$model" --batch-size "$bs" "${largs[@]}" \
         --steps "$steps" --threads "$threads" --precision "$p" --json | tag "$model/$kind" "$r" >> "$out.tmp"
     done
-    for a in none bf16; do
-      OMP_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE "$py" "$root/bench/bench_model_torch.py" --model "$model" \
-        --lengths "$lens" --steps "$steps" --threads "$threads" --autocast "$a" --json \
-        | tag "$model/$kind" "$r" >> "$out.tmp"
+    for tpy in "$py" ${TORCH_PY:+"$TORCH_PY"}; do
+      comps=(""); [ "$tpy" = "${TORCH_PY:-}" ] && [ "${COMPILE:-1}" = 1 ] && comps+=(--compile)
+      for comp in "${comps[@]}"; do
+        for a in none bf16; do
+          OMP_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE "$tpy" "$root/bench/bench_model_torch.py" --model "$model" \
+            --lengths "$lens" --steps "$steps" --threads "$threads" --autocast "$a" --json ${comp:+"$comp"} \
+            | tag "$model/$kind" "$r" >> "$out.tmp"
+        done
+      done
     done
   done
 done
@@ -47,18 +55,21 @@ mv "$out.tmp" "$out"
 /usr/bin/python3 - "$out" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"{'case':14} {'side':26} {'tokens/s med':>12} {'min':>8} {'max':>8} {'ms/step':>8}")
+def label(r):
+    if r["side"] == "adebert":
+        return "adebert " + r["precision"]
+    return f"torch {r['torch'].split('+')[0]} {r['precision']}" + (" compile" if r.get("compiled") else "")
+print(f"{'case':14} {'side':34} {'tokens/s med':>12} {'min':>8} {'max':>8} {'ms/step':>8}")
 for case in dict.fromkeys(r["case"] for r in rows):
+    rc = [r for r in rows if r["case"] == case]
     med = {}
-    for side in ("adebert", "pytorch"):
-        for prec in dict.fromkeys(r["precision"] for r in rows if r["side"] == side):
-            rs = [r for r in rows if r["case"] == case and r["side"] == side and r["precision"] == prec]
-            tps = [r["tokens_per_s"] for r in rs]
-            med[side, prec] = statistics.median(tps)
-            print(f"{case:14} {side + ' ' + prec:26} {med[side, prec]:12.1f} {min(tps):8.1f} {max(tps):8.1f} "
-                  f"{statistics.median(r['ms_per_step'] for r in rs):8.1f}")
-    a32, a16 = med["adebert", "fp32"], med["adebert", "bf16"]
-    p32, p16 = med["pytorch", "fp32"], med["pytorch", "bf16-autocast"]
-    print(f"{case:14} adebert bf16/fp32 {a16 / a32:.2f}; adebert bf16 / pytorch bf16 autocast {a16 / p16:.2f}; "
-          f"adebert bf16 / pytorch fp32 {a16 / p32:.2f}; pytorch autocast/fp32 {p16 / p32:.2f}")
+    for lab in dict.fromkeys(label(r) for r in rc):
+        rs = [r for r in rc if label(r) == lab]
+        tps = [r["tokens_per_s"] for r in rs]
+        med[lab] = statistics.median(tps)
+        print(f"{case:14} {lab:34} {med[lab]:12.1f} {min(tps):8.1f} {max(tps):8.1f} "
+              f"{statistics.median(r['ms_per_step'] for r in rs):8.1f}")
+    a16 = med["adebert bf16"]
+    print(f"{case:14} adebert bf16/fp32 {a16 / med['adebert fp32']:.2f}; adebert bf16 over each PyTorch row: "
+          + ", ".join(f"{lab} {a16 / v:.2f}" for lab, v in med.items() if lab.startswith("torch")))
 PY

@@ -53,3 +53,13 @@ if [ "${ADEBERT_SERVE_PEERS:-0}" = 1 ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check fastapi==0.165.0 uvicorn==0.55.0 onnxruntime==1.32.0
   "$VENV/bin/python" -c "import fastapi, uvicorn, onnxruntime"
 fi
+# A current PyTorch from PyPI for the CPU training benchmark's peer rows
+# (bench/run_cpu_bf16_bench.sh, TORCH_PY), only when asked: PyPI's Linux wheel is the
+# CUDA build and pulls ~5 GB of CUDA libraries, which it needs even to import on a CPU.
+# ADEBERT_TORCH_PEER=1 launch/install-deps.sh
+if [ "${ADEBERT_TORCH_PEER:-0}" = 1 ]; then
+  TVENV="${HOME:-/tmp}/.cache/adebert-torch-venv"
+  [ -x "$TVENV/bin/python" ] || /usr/bin/python3 -m venv "$TVENV"
+  "$TVENV/bin/pip" install -q --disable-pip-version-check torch==2.15.0 transformers==5.25.0
+  "$TVENV/bin/python" -c "import torch, transformers"
+fi
