@@ -62,6 +62,7 @@ static int cmd_version(void)
         else
             printf("  CPU      %s GEMMs, fp32 only (%s)\n", nn_cpu_blas_name(), why);
         nn_backend_destroy(cpu);
+        printf("  vecmath  GELU and softmax exp: %s\n", nn_cpu_vecmath_name());
         nn_cuda_device_summary(buf, sizeof buf);
 #ifdef ADEBERT_HAVE_CUDA
         printf("  CUDA     built in; %s\n", buf);

@@ -41,4 +41,8 @@ expect_exit 2 "bench: unknown preset" -- "$BIN" bench --model huge
 "$BIN" bench --model tiny --batch-size 4 --seq-len 16 --steps 2 --json >"$TMP/b.json" 2>"$TMP/b.err" \
   && python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if all(j[k] > 0 for k in ('ms_per_step','tokens_per_s','gflops','peak_rss_mb')) and j['tokens_per_step'] == 64 else 1)" "$TMP/b.json" \
   && pass "bench --json reports ms_per_step, tokens_per_s, gflops, peak_rss_mb" || fail "bench --json: $(cat "$TMP/b.json" "$TMP/b.err")"
+# version names the GELU/exp vector-math path, and follows ADEBERT_VECMATH
+version_says "vecmath +GELU and softmax exp: (avx512|avx2) \(libmvec\)|vecmath +GELU and softmax exp: scalar" \
+  && ADEBERT_VECMATH=scalar version_says "vecmath +GELU and softmax exp: scalar \(libm\)" \
+  && pass "version names the vector-math path (scalar when ADEBERT_VECMATH=scalar)" || fail "version: no vecmath line"
 finish
