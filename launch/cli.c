@@ -96,15 +96,12 @@ int cli_outfile_open(cli_outfile *t, const char *path, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
     t->path = path;
-    int k = snprintf(t->tmp, sizeof t->tmp, "%s.tmp.XXXXXX", path);
-    if (k < 0 || (size_t)k >= sizeof t->tmp) {
-        snprintf(err, errlen, "%.400s: path too long", path);
-        return -1;
-    }
-    int fd = mkstemp(t->tmp); /* 0600 */
+    /* PATH.tmp.HOST.PID.XXXXXX (mode 0600); temporaries that killed writers left
+     * next to PATH are removed first (io/io.h) */
+    char ierr[IO_ERRLEN];
+    int fd = io_tmp_create_file(path, t->tmp, sizeof t->tmp, ierr);
     if (fd < 0) {
-        snprintf(err, errlen, "%.400s: cannot create a file next to it: %s", path, strerror(errno));
-        t->tmp[0] = '\0';
+        snprintf(err, errlen, "%s", ierr);
         return -1;
     }
     t->f = fdopen(fd, "w");

@@ -27,11 +27,12 @@ const char *cli_data_dir(const char *flag_value);
 int cli_resolve_lowercase(const char *cmd, int flag, int vocab_is_cased);
 
 /* An output file that appears whole or not at all: a temporary file next to `path`
- * (mkstemp: mode 0600), written in pieces through ->f, then cli_outfile_commit
+ * (io_tmp_create_file: PATH.tmp.HOST.PID.XXXXXX, mode 0600, after removing those left
+ * behind by killed writers), written in pieces through ->f, then cli_outfile_commit
  * (flush, fsync, rename over `path`, fsync the folder) or cli_outfile_abort
  * (unlink). 0 ok; otherwise err holds one line. */
 typedef struct {
-    char tmp[1100];
+    char tmp[1200];
     const char *path;
     FILE *f;
 } cli_outfile;
