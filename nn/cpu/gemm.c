@@ -165,6 +165,14 @@ nn_cpu_bf16 *nn_cpu_bf16_create(char *err, size_t errlen)
         return NULL;
     }
     snprintf(c->isa, sizeof c->isa, "%s", name);
+    /* oneDNN also keeps every primitive it creates in a process-wide cache (1024 by
+     * default). Packed batches have a new token count almost every step, so that cache
+     * fills with shapes never used again: tens of MB that grow epoch after epoch until
+     * it is full (issue 12: RSS flat across epochs). The cache above already holds the
+     * primitives in use; oneDNN's is bounded to the same size (unless the user set
+     * ONEDNN_PRIMITIVE_CACHE_CAPACITY). Step time measured unchanged. */
+    if (!getenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY") && !getenv("DNNL_PRIMITIVE_CACHE_CAPACITY"))
+        (void)dnnl_set_primitive_cache_capacity(BF16_CACHE);
     if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&c->stream, c->eng, dnnl_stream_default_flags) != dnnl_success) {
         snprintf(err, errlen, "bf16 GEMM: oneDNN engine/stream creation failed");
