@@ -323,7 +323,8 @@ typedef struct {
     double lr, train_loss, eval_loss;
     io_metrics m;
     double grad_norm, loss_scale;
-    double seconds, tokens_per_s; /* timing: the only non-deterministic fields */
+    double seconds, tokens_per_s; /* timing: non-deterministic (as are the trainer's
+                                   * extras rss_bytes, peak_rss_bytes) */
     size_t n_extra;
     const io_metrics_extra *extra; /* read back: owned by the log, one block per record */
 } io_metrics_record;

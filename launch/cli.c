@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -182,5 +183,50 @@ int cli_mkdir_parents(const char *path, char *err, size_t errlen)
         }
         *p = '/';
     }
+    return 0;
+}
+
+int cli_rss_now(uint64_t *bytes)
+{
+    *bytes = 0;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[256];
+    size_t got = 0;
+    for (;;) { /* one short line, read whole (a read may return less) */
+        ssize_t k = read(fd, buf + got, sizeof buf - 1 - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        if (got == sizeof buf - 1)
+            break;
+    }
+    close(fd);
+    buf[got] = '\0';
+    /* "size resident shared text lib data dt", in pages */
+    char *p = buf, *end;
+    errno = 0;
+    (void)strtoull(p, &end, 10);
+    if (end == p || errno)
+        return -1;
+    p = end;
+    unsigned long long resident = strtoull(p, &end, 10);
+    long page = sysconf(_SC_PAGESIZE);
+    if (end == p || errno || (*end != ' ' && *end != '\n') || page <= 0 || resident > UINT64_MAX / (uint64_t)page)
+        return -1;
+    *bytes = (uint64_t)resident * (uint64_t)page;
+    return 0;
+}
+
+int cli_rss_peak(uint64_t *bytes)
+{
+    struct rusage ru;
+    *bytes = 0;
+    if (getrusage(RUSAGE_SELF, &ru) != 0 || ru.ru_maxrss <= 0)
+        return -1;
+    *bytes = (uint64_t)ru.ru_maxrss * 1024u; /* Linux: kilobytes */
     return 0;
 }

@@ -43,6 +43,12 @@ void cli_outfile_abort(cli_outfile *t);
 /* The same for `len` bytes in one go. */
 int cli_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
+/* This process's resident set size now (/proc/self/statm: resident pages x page
+ * size) and its peak so far (getrusage ru_maxrss), in bytes. 0, or -1 when it cannot
+ * be read (no /proc, a malformed line): *bytes is then 0. */
+int cli_rss_now(uint64_t *bytes);
+int cli_rss_peak(uint64_t *bytes);
+
 /* Creates the missing parent directories of path (mode 0700), as mkdir -p would:
  * run directories and split folders may be nested anywhere. */
 int cli_mkdir_parents(const char *path, char *err, size_t errlen);
