@@ -170,7 +170,8 @@ nn_cpu_bf16 *nn_cpu_bf16_create(char *err, size_t errlen)
      * fills with shapes never used again: tens of MB that grow epoch after epoch until
      * it is full (issue 12: RSS flat across epochs). The cache above already holds the
      * primitives in use; oneDNN's is bounded to the same size (unless the user set
-     * ONEDNN_PRIMITIVE_CACHE_CAPACITY). Step time measured unchanged. */
+     * ONEDNN_PRIMITIVE_CACHE_CAPACITY). MiniLM-L6's step time showed no loss (60 steps,
+     * on a busy machine: 2.50 s/step bounded vs 2.71 s/step at 1024). */
     if (!getenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY") && !getenv("DNNL_PRIMITIVE_CACHE_CAPACITY"))
         (void)dnnl_set_primitive_cache_capacity(BF16_CACHE);
     if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
