@@ -81,7 +81,9 @@ print("; ".join(problems) if problems else f"OK {len(recs)} records")
 PY
 )
 case "$res" in OK*) pass "records: schema keys first, then rss_bytes <= peak_rss_bytes ($res)";; *) fail "records: $res";; esac
-if ldd "$BIN" 2>/dev/null | grep -q libasan; then
+# (ldd's output captured first: `ldd | grep -q` fails under pipefail when grep exits early)
+libs=$(ldd "$BIN" 2>/dev/null || true)
+if grep -q libasan <<<"$libs"; then
   # ASan keeps freed blocks in quarantine (up to 256 MB): RSS growth means nothing there
   rss_flat "$run/metrics.jsonl" 1000000 >"$TMP/out" 2>&1 && pass "sanitized build: RSS not bounded ($(tail -1 "$TMP/out"))" \
     || fail "sanitized build: $(cat "$TMP/out")"
