@@ -323,7 +323,8 @@ typedef struct {
     double lr, train_loss, eval_loss;
     io_metrics m;
     double grad_norm, loss_scale;
-    double seconds, tokens_per_s; /* timing: the only non-deterministic fields */
+    double seconds, tokens_per_s; /* timing: non-deterministic (as are the trainer's
+                                   * extras rss_bytes, peak_rss_bytes) */
     size_t n_extra;
     const io_metrics_extra *extra; /* read back: owned by the log, one block per record */
 } io_metrics_record;
@@ -487,5 +488,35 @@ long io_torchbin_find(const io_torchbin *b, const char *name);
 /* Tensor `index` as a contiguous (row-major) fp32 copy in dst[n]; n must equal its
  * numel. F32/F16/BF16 only: other dtypes are listed but refused here. */
 int io_torchbin_read_f32(const io_torchbin *b, size_t index, float *dst, size_t n, char err[IO_ERRLEN]);
+
+/* ------------------------------------------------ temporaries of atomic writes */
+
+/* Every write-then-rename in adebert (the command-line outputs, --dump-params, run
+ * files, metrics, split folders, exports, safetensors) builds its output under
+ *   TARGET.tmp.HOST.PID.XXXXXX
+ * next to TARGET: HOST is this machine's name (at most IO_TMP_HOSTLEN characters,
+ * those outside [A-Za-z0-9-] written '_'), PID the writer's process id, XXXXXX
+ * mkstemp/mkdtemp's random part. A writer killed mid-write (SIGKILL, the OOM killer)
+ * leaves its temporary behind; the next write to the same TARGET removes it:
+ * io_tmp_sweep removes every temporary of TARGET (a file, or a folder of files) whose
+ * HOST is this one and whose PID names no process. Never removed: temporaries of
+ * live processes (kill(PID, 0) does not fail with ESRCH), of other hosts (a shared
+ * file system: their processes cannot be asked), of other targets, or names that are
+ * not exactly of this form. A dead writer whose pid was reused keeps its temporary
+ * until that process ends too, so litter is bounded, never growing.
+ * (O_TMPFILE + linkat was the alternative: not on every file system, never for folders,
+ * and linkat cannot replace an existing TARGET, so a named step would remain.) */
+#define IO_TMP_HOSTLEN 40
+/* TARGET.tmp.HOST.PID.XXXXXX into buf (a template for mkstemp/mkdtemp). 0, or -1
+ * when it does not fit. */
+int io_tmp_template(const char *target, char *buf, size_t len);
+/* Sweeps TARGET's stale temporaries, then creates a new one (mkstemp: a file, mode
+ * 0600) named in tmp[len]. Returns its descriptor, or -1 with err set. */
+int io_tmp_create_file(const char *target, char *tmp, size_t len, char err[IO_ERRLEN]);
+/* The same for a folder (mkdtemp: mode 0700). 0 ok, -1 with err set. */
+int io_tmp_create_dir(const char *target, char *tmp, size_t len, char err[IO_ERRLEN]);
+/* Removes TARGET's stale temporaries (above); returns how many. A stale folder is
+ * removed with the plain files in it; one holding a subfolder is left as it is. */
+size_t io_tmp_sweep(const char *target);
 
 #endif

@@ -315,13 +315,23 @@ int io_safetensors_write_f32_meta(const char *path, size_t n, const char *const 
         return 1;
     }
     size_t hl = strlen(hdr), pad = (8 - hl % 8) % 8; /* keep data 8-byte aligned */
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
+    /* PATH.tmp.HOST.PID.XXXXXX (0600, io/io.h), renamed into place when complete */
+    size_t tlen = strlen(path) + IO_TMP_HOSTLEN + 40;
+    char *tmp = malloc(tlen);
     if (!tmp) { free(hdr); snprintf(err, IO_ERRLEN, "%s: out of memory", path); return 1; }
-    snprintf(tmp, plen + 16, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    int fd = io_tmp_create_file(path, tmp, tlen, err);
+    if (fd >= 0) { /* mkstemp makes it 0600; a model file is for other tools: fopen's mode */
+        mode_t um = umask(0);
+        umask(um);
+        (void)fchmod(fd, 0666 & ~um);
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
-        snprintf(err, IO_ERRLEN, "%s: cannot create (%s)", tmp, strerror(errno));
+        if (fd >= 0) {
+            snprintf(err, IO_ERRLEN, "%s: cannot create (%s)", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+        }
         free(hdr);
         free(tmp);
         return 1;

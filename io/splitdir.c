@@ -293,12 +293,10 @@ int io_splitdir_write(const char *dir, const io_corpus *c, const io_split *s, co
     struct stat st;
     if (stat(dir, &st) == 0)
         return io_fail(err, "%.300s already exists", dir);
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp%ld", dir, (long)getpid()) >= sizeof tmp)
-        return io_fail(err, "%.200s: path too long", dir);
-    remove_tree(tmp);
-    if (mkdir(tmp, 0700) != 0)
-        return io_fail(err, "%.300s: cannot create: %s", tmp, strerror(errno));
+    /* built in DIR.tmp.HOST.PID.XXXXXX (0700), renamed into place when complete */
+    char tmp[4200];
+    if (io_tmp_create_dir(dir, tmp, sizeof tmp, err))
+        return -1;
     cJSON *m = options_json ? cJSON_Parse(options_json) : cJSON_CreateObject();
     if (!cJSON_IsObject(m)) {
         cJSON_Delete(m);

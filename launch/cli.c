@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,15 +97,12 @@ int cli_outfile_open(cli_outfile *t, const char *path, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
     t->path = path;
-    int k = snprintf(t->tmp, sizeof t->tmp, "%s.tmp.XXXXXX", path);
-    if (k < 0 || (size_t)k >= sizeof t->tmp) {
-        snprintf(err, errlen, "%.400s: path too long", path);
-        return -1;
-    }
-    int fd = mkstemp(t->tmp); /* 0600 */
+    /* PATH.tmp.HOST.PID.XXXXXX (mode 0600); temporaries that killed writers left
+     * next to PATH are removed first (io/io.h) */
+    char ierr[IO_ERRLEN];
+    int fd = io_tmp_create_file(path, t->tmp, sizeof t->tmp, ierr);
     if (fd < 0) {
-        snprintf(err, errlen, "%.400s: cannot create a file next to it: %s", path, strerror(errno));
-        t->tmp[0] = '\0';
+        snprintf(err, errlen, "%s", ierr);
         return -1;
     }
     t->f = fdopen(fd, "w");
@@ -185,5 +183,50 @@ int cli_mkdir_parents(const char *path, char *err, size_t errlen)
         }
         *p = '/';
     }
+    return 0;
+}
+
+int cli_rss_now(uint64_t *bytes)
+{
+    *bytes = 0;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[256];
+    size_t got = 0;
+    for (;;) { /* one short line, read whole (a read may return less) */
+        ssize_t k = read(fd, buf + got, sizeof buf - 1 - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        if (got == sizeof buf - 1)
+            break;
+    }
+    close(fd);
+    buf[got] = '\0';
+    /* "size resident shared text lib data dt", in pages */
+    char *p = buf, *end;
+    errno = 0;
+    (void)strtoull(p, &end, 10);
+    if (end == p || errno)
+        return -1;
+    p = end;
+    unsigned long long resident = strtoull(p, &end, 10);
+    long page = sysconf(_SC_PAGESIZE);
+    if (end == p || errno || (*end != ' ' && *end != '\n') || page <= 0 || resident > UINT64_MAX / (uint64_t)page)
+        return -1;
+    *bytes = (uint64_t)resident * (uint64_t)page;
+    return 0;
+}
+
+int cli_rss_peak(uint64_t *bytes)
+{
+    struct rusage ru;
+    *bytes = 0;
+    if (getrusage(RUSAGE_SELF, &ru) != 0 || ru.ru_maxrss <= 0)
+        return -1;
+    *bytes = (uint64_t)ru.ru_maxrss * 1024u; /* Linux: kilobytes */
     return 0;
 }

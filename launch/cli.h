@@ -27,11 +27,12 @@ const char *cli_data_dir(const char *flag_value);
 int cli_resolve_lowercase(const char *cmd, int flag, int vocab_is_cased);
 
 /* An output file that appears whole or not at all: a temporary file next to `path`
- * (mkstemp: mode 0600), written in pieces through ->f, then cli_outfile_commit
+ * (io_tmp_create_file: PATH.tmp.HOST.PID.XXXXXX, mode 0600, after removing those left
+ * behind by killed writers), written in pieces through ->f, then cli_outfile_commit
  * (flush, fsync, rename over `path`, fsync the folder) or cli_outfile_abort
  * (unlink). 0 ok; otherwise err holds one line. */
 typedef struct {
-    char tmp[1100];
+    char tmp[1200];
     const char *path;
     FILE *f;
 } cli_outfile;
@@ -41,6 +42,12 @@ int cli_outfile_commit(cli_outfile *t, char *err, size_t errlen);
 void cli_outfile_abort(cli_outfile *t);
 /* The same for `len` bytes in one go. */
 int cli_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
+
+/* This process's resident set size now (/proc/self/statm: resident pages x page
+ * size) and its peak so far (getrusage ru_maxrss), in bytes. 0, or -1 when it cannot
+ * be read (no /proc, a malformed line): *bytes is then 0. */
+int cli_rss_now(uint64_t *bytes);
+int cli_rss_peak(uint64_t *bytes);
 
 /* Creates the missing parent directories of path (mode 0700), as mkdir -p would:
  * run directories and split folders may be nested anywhere. */

@@ -26,7 +26,8 @@ static const char *const export_usage =
     "  vocab.txt              the checkpoint's WordPiece vocabulary\n"
     "  tokenizer_config.json  the casing used in training (do_lower_case) and\n"
     "                         model_max_length = the checkpoint's max_seq_len\n"
-    "The directory is built under DIR.tmp-XXXXXX and renamed into place when complete.\n"
+    "The directory is built under DIR.tmp.HOST.PID.XXXXXX and renamed into place when\n"
+    "complete; such folders left behind by killed exports are removed first.\n"
     "\n"
     "  --checkpoint CKPT.h5   the checkpoint (train, import)\n"
     "  --out DIR              the directory to create (may exist if empty)\n"
@@ -180,9 +181,10 @@ int cmd_export(int argc, char **argv)
         cli_error("export", "%s", err);
         goto done;
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", out);
-    if (!mkdtemp(tmp)) {
-        cli_error("export", "%s: cannot create (%s)", tmp, strerror(errno));
+    /* DIR.tmp.HOST.PID.XXXXXX; those left behind by killed exports go first */
+    char ierr[IO_ERRLEN];
+    if (io_tmp_create_dir(out, tmp, sizeof tmp, ierr)) {
+        cli_error("export", "%s", ierr);
         tmp[0] = 0;
         goto done;
     }

@@ -12,6 +12,8 @@ PKGS=(
   libhdf5-dev hdf5-tools
   libmicrohttpd-dev libgnutls28-dev openssl  # adebert serve (HTTPS); tests/cli/serve.sh makes a test CA
   gnuplot-nox
+  clang libclang-rt-dev  # tests/run.sh's fuzz stage: libFuzzer (its runtime is only a Recommends of clang)
+  valgrind  # bench/faults/valgrind.sh
   libdnnl-dev libblis-openmp-dev libopenblas-dev
   slurm-wlm munge  # tests/slurm: a single-node Slurm 22.05 cluster (srun --mpi=pmix)
   python3-torch python3-venv  # tests/cli/hf_reload.sh (+ the venv below): ~190 MB download

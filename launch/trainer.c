@@ -1183,11 +1183,22 @@ static int log_eval(trainer *t, const char *split, int64_t epoch, double train_l
     rec.tokens_per_s = tok_s;
     /* a run that picks best.h5 on the test split says so on every line: its test
      * numbers are then optimistic */
-    io_metrics_extra sel = {"model_selection", 1, "test", 0};
-    if (!strcmp(t->o.select_on, "test")) {
-        rec.n_extra = 1;
-        rec.extra = &sel;
-    }
+    io_metrics_extra extra[3];
+    size_t ne = 0;
+    if (!strcmp(t->o.select_on, "test"))
+        extra[ne++] = (io_metrics_extra){"model_selection", 1, "test", 0};
+    /* rank 0's memory after this evaluation: resident now and the peak so far (flat
+     * across epochs in a healthy run; like the timing fields, not deterministic). The
+     * kernel updates the peak lazily, so it is raised to the current figure when it
+     * lags. null when unreadable. */
+    uint64_t rss, peak;
+    int have_rss = cli_rss_now(&rss) == 0, have_peak = cli_rss_peak(&peak) == 0;
+    if (have_rss && have_peak && peak < rss)
+        peak = rss;
+    extra[ne++] = (io_metrics_extra){"rss_bytes", 0, NULL, have_rss ? (double)rss : NAN};
+    extra[ne++] = (io_metrics_extra){"peak_rss_bytes", 0, NULL, have_peak ? (double)peak : NAN};
+    rec.n_extra = ne;
+    rec.extra = extra;
     char path[1200], ierr[IO_ERRLEN];
     if (join_path(path, sizeof path, t->run_dir, IO_METRICS_FILE))
         FAIL("--out: path too long");

@@ -6,7 +6,7 @@
 # (SIGUSR1, SIGTERM or SIGKILL, sent to rank 0, to a random rank or to mpirun), then
 # resumed with --resume, until a launch runs the schedule to its end. The chain's
 # final parameters (--dump-params) must equal the reference bit for bit, and its
-# metrics.jsonl (timing fields aside) line for line. Every random choice comes from
+# metrics.jsonl (timing and memory fields aside) line for line. Every random choice comes from
 # --seed (bash's RANDOM) and is recorded in events.jsonl, one line per launch.
 #
 #   bench/faults/chaos.sh [--cycles 100] [--ranks 2] [--seed 1] [--out DIR]
@@ -75,7 +75,7 @@ rank_of() { { tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null | sed -n 's/^OMPI_
 strip_metrics() { python3 -c "
 import json, sys
 for l in open(sys.argv[1]):
-    d = json.loads(l); d.pop('seconds', None); d.pop('tokens_per_s', None); print(json.dumps(d, sort_keys=True))" "$1"; }
+    d = json.loads(l); [d.pop(k, None) for k in ('seconds', 'tokens_per_s', 'rss_bytes', 'peak_rss_bytes')]; print(json.dumps(d, sort_keys=True))" "$1"; }
 mpi() { mpirun "${root_flags[@]}" --oversubscribe --bind-to none -np "$ranks" "$@"; }
 
 echo "chaos: seed $seed, $ranks ranks, $cycles cycles, schedule $total steps (checkpoint every $save_every); out $out"

@@ -134,15 +134,15 @@ for i in 1 2 3; do
   pid=$!
   wait_for test -e "$TMP/imp.h5.tmp"; sleep "0.0$((RANDOM % 10))"; kill -KILL $pid; wait $pid 2>/dev/null
   [ ! -e "$TMP/imp.h5" ] && ok_imp=$((ok_imp + 1))
-  rm -rf "$TMP/exp2" "$TMP"/exp2.tmp-*
+  rm -rf "$TMP/exp2" "$TMP"/exp2.tmp.*
   # export writes its files with stdio (not interposable): its fsyncs are slowed instead
-  FAULTSHIM_OP=fsync FAULTSHIM_MATCH=exp2.tmp- FAULTSHIM_DELAY_US=250000 \
+  FAULTSHIM_OP=fsync FAULTSHIM_MATCH=exp2.tmp. FAULTSHIM_DELAY_US=250000 \
     "${shim[@]}" "$BIN" export --checkpoint "$TMP/ref/best.h5" --out "$TMP/exp2" >/dev/null 2>&1 &
   pid=$!
-  wait_for compgen -G "$TMP/exp2.tmp-*"; ms=$(( (i - 1) * 400 + RANDOM % 300 )); sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"; kill -KILL $pid
+  wait_for compgen -G "$TMP/exp2.tmp.*"; ms=$(( (i - 1) * 400 + RANDOM % 300 )); sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"; kill -KILL $pid
   wait $pid 2>/dev/null
   [ ! -e "$TMP/exp2" ] && ok_exp=$((ok_exp + 1))
-  part=$(compgen -G "$TMP/exp2.tmp-*" | head -n 1)
+  part=$(compgen -G "$TMP/exp2.tmp.*" | head -n 1)
   if [ -n "$part" ]; then
     # what a killed export leaves is refused in one line, or (when config.json, vocab.txt and
     # model.safetensors were all complete) imported with the exported weights, never half

@@ -56,7 +56,7 @@ def rows(p):
     out = []
     for l in open(p):
         j = json.loads(l)
-        for k in ("seconds", "tokens_per_s"):
+        for k in ("seconds", "tokens_per_s", "rss_bytes", "peak_rss_bytes"):
             j.pop(k, None)
         out.append(j)
     return out

@@ -190,7 +190,7 @@ expect_exit 0 "export into an empty directory" -- "$BIN" export --checkpoint "$T
 diff -r "$TMP/exp_st_f32" "$TMP/empty" >/dev/null && pass "export into an empty directory: complete" || fail "export into empty dir differs"
 expect_exit 0 "export --force replaces an export" -- "$BIN" export --checkpoint "$TMP/st_f16.h5" --out "$TMP/empty" --force
 diff -r "$TMP/exp_st_f16" "$TMP/empty" >/dev/null && pass "--force: new contents" || fail "--force: contents differ"
-left=$(ls -d "$TMP"/*.tmp-* "$TMP"/*.old-* 2>/dev/null | head -3)
+left=$(ls -d "$TMP"/*.tmp.* "$TMP"/*.old-* 2>/dev/null | head -3)
 [ -z "$left" ] && pass "no temporary directories left" || fail "temporaries left: $left"
 mkdir -p "$TMP/withsub/sub"
 expect_exit 1 "export --force refuses a directory with subdirectories" -- "$BIN" export --checkpoint "$TMP/st_f32.h5" --out "$TMP/withsub" --force

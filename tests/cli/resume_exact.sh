@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Exact resume (one process): a run of 3 epochs equals the same run stopped after
 # epoch 1, or mid-epoch, then resumed with --resume -- bit for bit in the final
-# parameters and in every non-timing field of metrics.jsonl, dropout on -- and the
+# parameters and in every field of metrics.jsonl but timing and memory (rss), dropout on -- and the
 # resumed run executes exactly the remaining steps. Negative control: the same resume
 # with one weight nudged after loading must differ (so the comparison can fail).
 # Also: a truncated newest checkpoint is skipped with a warning, --resume with no
@@ -18,11 +18,11 @@ if version_says "HDF5 *not built"; then
   finish
 fi
 
-# metrics.jsonl without its timing fields, one canonical line per evaluation
+# metrics.jsonl without its timing and memory fields, one canonical line per evaluation
 strip() { python3 -c "
 import json, sys
 for l in open(sys.argv[1]):
-    d = json.loads(l); d.pop('seconds'); d.pop('tokens_per_s'); print(json.dumps(d, sort_keys=True))" "$1"; }
+    d = json.loads(l); d.pop('seconds'); d.pop('tokens_per_s'); d.pop('rss_bytes'); d.pop('peak_rss_bytes'); print(json.dumps(d, sort_keys=True))" "$1"; }
 steps_done() { sed -n 's/^done: \([0-9]*\) steps.*/\1/p' "$1"; }
 
 "$BIN" "${args[@]}" --out "$TMP/full" --dump-params "$TMP/full.bin" >"$TMP/full.log" 2>&1 \
