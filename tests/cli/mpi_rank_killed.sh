@@ -13,7 +13,9 @@ require_corpus
 require_mpi
 if version_says "HDF5 *not built"; then echo "FAIL this test needs an HDF5 build"; exit 1; fi
 export OMP_NUM_THREADS=1
-args=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --limit 192 --epochs 2 --batch-size 8
+# 6 epochs (144 steps, about 2.5 s unloaded): the job must still be running when the
+# script, possibly slowed by a loaded CI machine, gets to stop a rank after step 13.
+args=(train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --limit 192 --epochs 6 --batch-size 8
       --max-seq-len 64 --lr 1e-3 --quiet --threads 1 --save-every 4)
 mpi=(mpirun "${root_flags[@]}" --oversubscribe --bind-to none -np 2)
 alive() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) || return 1; [[ $s != Z* ]]; }
@@ -23,6 +25,10 @@ rank_pid() { # MPIRUN_PID RANK
     { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return; }
   done
 }
+log_lines() { [ -f "$1/train_log.jsonl" ] && wc -l <"$1/train_log.jsonl" || echo 0; }
+# wait_steps DIR N: until DIR/train_log.jsonl has N lines (steps done; the log only grows,
+# unlike a step checkpoint, which --keep-last removes again a few steps later) or 120 s.
+wait_steps() { for _ in $(seq 1 2400); do [ "$(log_lines "$1")" -ge "$2" ] && return 0; sleep 0.05; done; return 1; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -34,9 +40,16 @@ kill_in_allreduce() { # NAME VICTIM_RANK
   timeout 120 "${mpi[@]}" "$BIN" "${args[@]}" --out "$d" >"$d.out" 2>"$d.err" &
   local tpid=$! mp=""
   for _ in $(seq 1 600); do mp=$(pgrep -P $tpid mpirun); [ -n "$mp" ] && break; sleep 0.05; done
-  for _ in $(seq 1 1200); do [ -e "$d/ckpt-step00000012.h5" ] && break; sleep 0.05; done
-  local v s; v=$(rank_pid "$mp" "$victim"); s=$(rank_pid "$mp" $((1 - victim)))
-  [ -n "$v" ] && [ -n "$s" ] || { fail "$name: ranks not found"; kill -KILL "$mp"; wait $tpid; return; }
+  wait_steps "$d" 13
+  local v="" s="" i
+  for i in $(seq 1 40); do
+    v=$(rank_pid "$mp" "$victim"); s=$(rank_pid "$mp" $((1 - victim)))
+    [ -n "$v" ] && [ -n "$s" ] && break; sleep 0.05
+  done
+  if [ -z "$v" ] || [ -z "$s" ]; then
+    fail "$name: ranks not found (mpirun ${mp:-not found}$(alive "${mp:-0}" && echo " alive" || echo " gone"), $(log_lines "$d") steps logged, children: $(pgrep -P "${mp:-0}" | tr '\n' ' ')) $(grep -v binding "$d.err" | head -3)"
+    [ -n "$mp" ] && kill -KILL "$mp"; wait $tpid; return
+  fi
   kill -STOP "$v"
   sleep 0.5
   local c0; c0=$(cpu_ticks "$s"); sleep 1; local c1; c1=$(cpu_ticks "$s")
@@ -66,8 +79,9 @@ kill_in_allreduce peer 1
 d="$TMP/orphan"
 "${mpi[@]}" "$BIN" "${args[@]}" --out "$d" >"$d.out" 2>"$d.err" &
 mp=$!
-for _ in $(seq 1 1200); do [ -e "$d/ckpt-step00000012.h5" ] && break; sleep 0.05; done
+wait_steps "$d" 13
 ranks=$(pgrep -P $mp | tr '\n' ' ')
+[ -n "${ranks// /}" ] || fail "orphan: no rank found under mpirun ($(log_lines "$d") steps logged)"
 kill -KILL $mp
 wait $mp 2>/dev/null
 t0=$EPOCHREALTIME
