@@ -146,7 +146,7 @@ int cmd_import(int argc, char **argv)
         goto done;
     }
     /* the arena is never used: the smallest the model accepts */
-    if (nn_model_create(&m, &mc, be, 2, 1, 2, nerr)) {
+    if (nn_model_create_inference(&m, &mc, be, 2, 1, 2, nerr)) {
         cli_error("import", "%s", nerr);
         goto done;
     }

@@ -42,7 +42,7 @@ int infer_open_hf(infer_ctx *c, const char *cmd, const char *dir, int64_t max_se
     c->info.data.max_seq_len = (int)msl;
     c->info.data.lowercase = lc;
     if (nn_backend_cpu_create(&c->be, threads, nerr, sizeof nerr) ||
-        nn_model_create(&c->model, &c->info.mc, c->be, max_seqs * msl, max_seqs, msl, nerr)) {
+        nn_model_create_inference(&c->model, &c->info.mc, c->be, max_seqs * msl, max_seqs, msl, nerr)) {
         snprintf(err, MIO_ERRLEN, "%s", nerr);
         goto fail;
     }

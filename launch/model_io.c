@@ -319,7 +319,7 @@ int mio_open_model(const char *path, nn_backend *be, int64_t max_seqs, int64_t m
     if (max_seq_len > info->mc.max_position_embeddings)
         max_seq_len = info->mc.max_position_embeddings;
     char nerr[NN_ERRLEN];
-    if (nn_model_create(model, &info->mc, be, max_seqs * max_seq_len, max_seqs, max_seq_len, nerr)) {
+    if (nn_model_create_inference(model, &info->mc, be, max_seqs * max_seq_len, max_seqs, max_seq_len, nerr)) {
         snprintf(err, MIO_ERRLEN, "%s", nerr);
         mio_info_free(info);
         return -1;

@@ -71,8 +71,9 @@ int mio_open(const char *path, mio_info *info, char err[MIO_ERRLEN]);
  * into a model whose configuration must match the checkpoint's. */
 int mio_load_params(const char *path, nn_model *m, nn_adamw *opt, char err[MIO_ERRLEN]);
 
-/* mio_open + a model on `be` with an arena for batches of up to max_seqs sequences
- * of up to max_seq_len tokens (0: the checkpoint's max_seq_len) + its parameters. */
+/* mio_open + a forward-only model (nn_model_create_inference) on `be` with an arena
+ * for batches of up to max_seqs sequences of up to max_seq_len tokens (0: the
+ * checkpoint's max_seq_len) + its parameters. */
 int mio_open_model(const char *path, nn_backend *be, int64_t max_seqs, int64_t max_seq_len, mio_info *info,
                    nn_model **model, char err[MIO_ERRLEN]);
 

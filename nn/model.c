@@ -22,6 +22,7 @@ struct nn_model {
     const nn_backend_ops *op;
     int64_t max_tokens, max_seqs, max_seq_len;
     int64_t H, I, C, L, nh, dh;
+    int infer; /* nn_model_create_inference: no G, layers share activations, no backward */
 
     nn_param *params;
     size_t nparams, nfloats;
@@ -175,8 +176,14 @@ static void carve(nn_model *m, char *base)
     TAKE(m->emb, T * H);
     TAKE(m->emb_mean, T);
     TAKE(m->emb_rstd, T);
-    for (int64_t l = 0; l <= m->L; l++) TAKE(m->h[l], T * H);
-    for (int64_t l = 0; l < m->L; l++) {
+    /* inference: two hidden-state buffers used in turn (layer l reads h[l] and writes
+     * h[l + 1]) and one set of layer activations all layers overwrite */
+    int64_t nh_bufs = m->infer ? (m->L > 0 ? 2 : 1) : m->L + 1, nla = m->infer ? (m->L > 0 ? 1 : 0) : m->L;
+    for (int64_t l = 0; l <= m->L; l++) {
+        if (l < nh_bufs) TAKE(m->h[l], T * H);
+        else m->h[l] = m->h[l % 2];
+    }
+    for (int64_t l = 0; l < nla; l++) {
         layer_act *a = &m->la[l];
         TAKE(a->qkv, T * 3 * H);
         TAKE(a->probs, probs);
@@ -195,16 +202,20 @@ static void carve(nn_model *m, char *base)
     TAKE(m->pooled, B * H);
     TAKE(m->pooled_drop, B * H);
     TAKE(m->logits, B * C);
-    TAKE(m->dlogits, B * C);
-    TAKE(m->dA, T * H);
-    TAKE(m->dB, T * H);
-    TAKE(m->dC, T * H);
-    TAKE(m->dI, T * I);
-    TAKE(m->dqkv, T * 3 * H);
-    TAKE(m->dctx, T * H);
-    TAKE(m->dpool, B * H);
-    TAKE(m->dcls, B * H);
+    TAKE(m->dlogits, B * C); /* the loss's gradient: written whenever labels are given */
+    if (!m->infer) { /* backward scratch */
+        TAKE(m->dA, T * H);
+        TAKE(m->dB, T * H);
+        TAKE(m->dC, T * H);
+        TAKE(m->dI, T * I);
+        TAKE(m->dqkv, T * 3 * H);
+        TAKE(m->dctx, T * H);
+        TAKE(m->dpool, B * H);
+        TAKE(m->dcls, B * H);
+    }
     m->arena_bytes = bp.off;
+    if (base) /* the shared layer activations, now that la[0] has its pointers */
+        for (int64_t l = nla; l < m->L; l++) m->la[l] = m->la[0];
 }
 
 /* ------------------------------------------------------------------ lifetime */
@@ -238,8 +249,8 @@ void nn_model_free(nn_model *m)
     free(m);
 }
 
-int nn_model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_t max_tokens, int64_t max_seqs,
-                    int64_t max_seq_len, char err[NN_ERRLEN])
+static int model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_t max_tokens, int64_t max_seqs,
+                        int64_t max_seq_len, int infer, char err[NN_ERRLEN])
 {
     *out = NULL;
     if (nn_config_validate(cfg, err)) return 1;
@@ -274,6 +285,7 @@ int nn_model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_
         return 1;
     }
     m->cfg = *cfg;
+    m->infer = infer;
     m->be = be;
     m->op = be->ops;
     m->max_tokens = max_tokens;
@@ -301,11 +313,11 @@ int nn_model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_
     }
     carve(m, NULL);
     m->P = m->op->alloc(be, m->nfloats * sizeof(float));
-    m->G = m->P ? m->op->alloc(be, m->nfloats * sizeof(float)) : NULL;
-    m->arena = m->G ? m->op->alloc(be, m->arena_bytes) : NULL;
+    if (m->P && !infer) m->G = m->op->alloc(be, m->nfloats * sizeof(float));
+    if (m->P && (infer || m->G)) m->arena = m->op->alloc(be, m->arena_bytes);
     if (!m->arena) {
         snprintf(err, NN_ERRLEN, "model: cannot allocate %.1f MiB of parameters + activations on %s",
-                 (2.0 * m->nfloats * sizeof(float) + m->arena_bytes) / 1048576.0, m->op->name);
+                 ((infer ? 1.0 : 2.0) * m->nfloats * sizeof(float) + m->arena_bytes) / 1048576.0, m->op->name);
         nn_model_free(m);
         return 1;
     }
@@ -316,6 +328,19 @@ int nn_model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_
     return 0;
 }
 
+int nn_model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_t max_tokens, int64_t max_seqs,
+                    int64_t max_seq_len, char err[NN_ERRLEN])
+{
+    return model_create(out, cfg, be, max_tokens, max_seqs, max_seq_len, 0, err);
+}
+
+int nn_model_create_inference(nn_model **out, const nn_config *cfg, nn_backend *be, int64_t max_tokens,
+                              int64_t max_seqs, int64_t max_seq_len, char err[NN_ERRLEN])
+{
+    return model_create(out, cfg, be, max_tokens, max_seqs, max_seq_len, 1, err);
+}
+
+int nn_model_is_inference(const nn_model *m) { return m->infer; }
 const nn_config *nn_model_config(const nn_model *m) { return &m->cfg; }
 nn_backend *nn_model_backend(const nn_model *m) { return m->be; }
 size_t nn_model_num_params(const nn_model *m) { return m->nfloats; }
@@ -365,6 +390,10 @@ int nn_model_get_params(nn_model *m, float *host, size_t n, char err[NN_ERRLEN])
 
 int nn_model_get_grads(nn_model *m, float *host, size_t n, char err[NN_ERRLEN])
 {
+    if (!m->G) {
+        snprintf(err, NN_ERRLEN, "model: created for inference, it has no gradients");
+        return 1;
+    }
     if (n != m->nfloats) {
         snprintf(err, NN_ERRLEN, "model: buffer of %zu floats, %zu needed", n, m->nfloats);
         return 1;
@@ -376,6 +405,7 @@ int nn_model_get_grads(nn_model *m, float *host, size_t n, char err[NN_ERRLEN])
 
 void nn_model_zero_grad(nn_model *m)
 {
+    if (!m->G) return;
     m->op->zero(m->be, m->G, m->nfloats * sizeof(float));
 }
 
@@ -748,6 +778,10 @@ static void group_ready(nn_model *m, size_t g)
 
 int nn_model_backward(nn_model *m, char err[NN_ERRLEN])
 {
+    if (m->infer) {
+        snprintf(err, NN_ERRLEN, "backward: the model was created for inference (nn_model_create_inference)");
+        return 1;
+    }
     if (!m->cur_valid || !m->cur_labels) {
         snprintf(err, NN_ERRLEN, "backward: no forward pass with labels (and without no_grad) to differentiate");
         return 1;

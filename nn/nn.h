@@ -57,6 +57,13 @@ typedef struct {
  * zero until nn_model_init_weights or nn_model_set_params. */
 int nn_model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_t max_tokens, int64_t max_seqs,
                     int64_t max_seq_len, char err[NN_ERRLEN]);
+/* The same model for forward passes only (eval, predict, serve, export): no gradient
+ * buffer (nn_model_grad_buf is NULL), and all layers share one set of activation
+ * buffers, so the arena is about 1/num_hidden_layers of a training model's. Its
+ * forward results are bit-identical to nn_model_create's; nn_model_backward refuses it. */
+int nn_model_create_inference(nn_model **out, const nn_config *cfg, nn_backend *be, int64_t max_tokens,
+                              int64_t max_seqs, int64_t max_seq_len, char err[NN_ERRLEN]);
+int nn_model_is_inference(const nn_model *m);
 void nn_model_free(nn_model *m);
 
 const nn_config *nn_model_config(const nn_model *m);

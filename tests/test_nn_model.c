@@ -1,7 +1,7 @@
 /* Model-level tests of nn: parameter table, HF init, packed == padded with a mask
  * (against an independent double-precision padded BERT written here), dropout
  * masks that follow the sample, whole-model gradients against finite
- * differences, and bad input. */
+ * differences, bad input, and the forward-only model. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -657,6 +657,67 @@ static void test_bad_input(void **state)
     nn_model_free(m);
 }
 
+/* ------------------------------------------------------------- inference model */
+
+/* nn_model_create_inference: layers share one set of activations and the hidden states
+ * alternate between two buffers. With 4 layers (h[2] and h[4] reuse h[0]'s buffer) its
+ * logits and loss must equal the training model's bit for bit, in evaluation and with
+ * dropout on; it holds no gradients and refuses backward; its arena is smaller. The
+ * control: one changed parameter changes the logits (the comparison can fail). */
+static void test_inference_model(void **state)
+{
+    (void)state;
+    nn_config c = test_tiny_cfg();
+    c.num_hidden_layers = 4;
+    char err[NN_ERRLEN];
+    nn_model *tm = make_model(&c, 11), *im = NULL;
+    assert_non_null(tm);
+    spice_params(tm, 6);
+    assert_int_equal(nn_model_create_inference(&im, &c, BE, 512, 32, c.max_position_embeddings, err), 0);
+    assert_true(nn_model_is_inference(im));
+    assert_false(nn_model_is_inference(tm));
+    size_t n = nn_model_num_params(tm);
+    float *p = malloc(n * sizeof *p);
+    assert_int_equal(nn_model_get_params(tm, p, n, err), 0);
+    assert_int_equal(nn_model_set_params(im, p, n, err), 0);
+    /* the arena drops three layers' activations and the backward scratch */
+    assert_true(nn_model_arena_bytes(im) * 2 < nn_model_arena_bytes(tm));
+    assert_null(nn_model_grad_buf(im));
+    trng r = {21};
+    const int lens[] = {7, 1, 33, 4, 9, 12};
+    tbatch tb;
+    make_batch(&tb, lens, 6, &r, c.vocab_size, c.num_labels);
+    for (int train = 0; train < 2; train++) {
+        for (int no_grad = 0; no_grad < 2; no_grad++) {
+            nn_batch b = as_nn(&tb, train);
+            b.no_grad = no_grad;
+            float lt, li, xt[6 * 3], xi[6 * 3];
+            assert_int_equal(nn_model_forward(tm, &b, &lt, xt, err), 0);
+            assert_int_equal(nn_model_forward(im, &b, &li, xi, err), 0);
+            assert_memory_equal(xt, xi, sizeof xt);
+            assert_memory_equal(&lt, &li, sizeof lt);
+        }
+    }
+    /* backward: refused, with a message; gradients: none */
+    nn_batch b = as_nn(&tb, 0);
+    float loss, xi[6 * 3], xc[6 * 3];
+    assert_int_equal(nn_model_forward(im, &b, &loss, xi, err), 0);
+    assert_int_not_equal(nn_model_backward(im, err), 0);
+    assert_non_null(strstr(err, "inference"));
+    assert_int_not_equal(nn_model_get_grads(im, p, n, err), 0);
+    nn_model_zero_grad(im); /* a no-op, not a crash */
+    /* control: a changed weight in the last layer shows in the logits */
+    const nn_param *w = nn_model_find_param(im, "bert.encoder.layer.3.output.dense.weight");
+    assert_non_null(w);
+    p[w->offset] += 0.25f;
+    assert_int_equal(nn_model_set_params(im, p, n, err), 0);
+    assert_int_equal(nn_model_forward(im, &b, &loss, xc, err), 0);
+    assert_true(memcmp(xi, xc, sizeof xi) != 0);
+    free(p);
+    nn_model_free(im);
+    nn_model_free(tm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -664,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_packed_equals_padded), cmocka_unit_test(test_dropout_invariance),
         cmocka_unit_test(test_model_gradient),   cmocka_unit_test(test_grad_accumulates),
         cmocka_unit_test(test_bad_input),        cmocka_unit_test(test_grad_groups),
+        cmocka_unit_test(test_inference_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
