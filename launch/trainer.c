@@ -1116,7 +1116,7 @@ static int params_checksum(trainer *t, uint64_t *out)
 {
     size_t n = nn_model_num_params(t->model);
     float *host = NULL;
-    const unsigned char *p = (const unsigned char *)nn_model_param_buf(t->model);
+    const unsigned char *p = (const unsigned char *)nn_model_param_buf_const(t->model); /* read-only: keeps the bf16 copies */
     if (t->cuda) { /* device memory: a host copy first */
         char err[NN_ERRLEN];
         host = malloc(n * sizeof *host);

@@ -350,6 +350,7 @@ float *nn_model_param_buf(nn_model *m)
     params_written(m); /* the caller may write through it (the optimizer does, every step) */
     return m->P;
 }
+const float *nn_model_param_buf_const(const nn_model *m) { return m->P; }
 float *nn_model_grad_buf(nn_model *m) { return m->G; }
 
 const nn_param *nn_model_params(const nn_model *m, size_t *count)

@@ -77,6 +77,8 @@ size_t nn_model_arena_bytes(const nn_model *m); /* activation + scratch bytes */
  * they are remade before the next GEMM; write through the pointer before the next
  * forward or backward, or call again. */
 float *nn_model_param_buf(nn_model *m);
+/* The same buffer for reading only: marks nothing stale. */
+const float *nn_model_param_buf_const(const nn_model *m);
 float *nn_model_grad_buf(nn_model *m);
 
 /* HF init from the seed (normal(0, 0.02) from a counter-based generator, zero
