@@ -5,6 +5,8 @@
 # bench/results/infer_cpu_<date>.jsonl, appended), then medians.
 #   bench/run_infer_bench.sh CHECKPOINT NAME=BIN [NAME=BIN...]
 # Env: ROUNDS, PRECISIONS (default "fp32 bf16"), THREADS (default: all cores), OUT.
+# A build whose eval has no --precision option (before bf16 inference) runs once per
+# round, in fp32, without it.
 set -euo pipefail
 ckpt=${1:?usage: run_infer_bench.sh CHECKPOINT NAME=BIN [NAME=BIN...]}; shift
 [ $# -gt 0 ] || { echo "run_infer_bench.sh: give at least one NAME=BIN" >&2; exit 2; }
@@ -16,10 +18,14 @@ rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo uncommitted)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for r in $(seq 1 "$rounds"); do
   for side in "$@"; do
-    for p in ${PRECISIONS:-fp32 bf16}; do
-      name=${side%%=*} bin=${side#*=}
+    name=${side%%=*} bin=${side#*=}
+    precs=${PRECISIONS:-fp32 bf16} popt=1
+    help=$("$bin" eval --help 2>&1 || true)
+    grep -q -- "--precision" <<<"$help" || { precs=fp32 popt=0; }
+    for p in $precs; do
+      flag=(); [ $popt = 1 ] && flag=(--precision "$p")
       t0=$(date +%s.%N)
-      OMP_NUM_THREADS=$threads "$bin" eval --checkpoint "$ckpt" --precision "$p" --json >"$tmp/m.json" 2>"$tmp/err" \
+      OMP_NUM_THREADS=$threads "$bin" eval --checkpoint "$ckpt" "${flag[@]}" --json >"$tmp/m.json" 2>"$tmp/err" \
         || { echo "run_infer_bench.sh: $name $p failed: $(tail -1 "$tmp/err")" >&2; exit 1; }
       t1=$(date +%s.%N)
       python3 - "$name" "$p" "$r" "$t0" "$t1" "$tmp/m.json" "$cpu" "$rev" "$threads" >>"$out" <<'PY'

@@ -621,6 +621,7 @@ static void attn_fwd_task(const nn_attn_desc *d, const float *qkv, float *probs,
     const float *Q = qkv + o * H3 + h * dh, *K = Q + H, *V = Q + 2 * H;
     float *Cx = ctx + o * H + h * dh;
     int big = L >= ATT_GEMM_MIN;
+    float *Pd = d->p > 0.0f ? pd : P; /* without dropout the context uses P itself */
     if (big) nn_cpu_sgemm(0, 1, L, L, dh, d->scale, Q, H3, K, H3, 0.0f, P, L);
     for (int64_t i = 0; i < L; i++) {
         float *Pi = P + i * L, mx = -INFINITY, sum = 0.0f;
@@ -633,12 +634,11 @@ static void attn_fwd_task(const nn_attn_desc *d, const float *qkv, float *probs,
         for (int64_t j = 0; j < L; j++) sum += Pi[j];
         float inv = 1.0f / sum;
         for (int64_t j = 0; j < L; j++) Pi[j] *= inv;
-        float *Pdi = pd + i * L;
+        float *Pdi = Pd + i * L;
         if (d->p > 0.0f) {
             mask_row(m, L, (uint32_t)(h * d->elem_stride), d->p, d->key, d->seq_sample[s], d->site, (uint32_t)i);
             for (int64_t j = 0; j < L; j++) Pdi[j] = Pi[j] * m[j];
-        } else
-            memcpy(Pdi, Pi, (size_t)L * sizeof *Pdi);
+        }
         if (!big) {
             float *c = Cx + i * H;
             memset(c, 0, (size_t)dh * sizeof *c);
@@ -646,7 +646,7 @@ static void attn_fwd_task(const nn_attn_desc *d, const float *qkv, float *probs,
                 if (Pdi[j] != 0.0f) axpy(c, Pdi[j], V + j * H3, dh);
         }
     }
-    if (big) nn_cpu_sgemm(0, 0, L, dh, L, 1.0f, pd, L, V, H3, 0.0f, Cx, H);
+    if (big) nn_cpu_sgemm(0, 0, L, dh, L, 1.0f, Pd, L, V, H3, 0.0f, Cx, H);
 }
 
 static void cpu_attention_fwd(nn_backend *b, const nn_attn_desc *d, const float *qkv, float *probs, float *ctx)
