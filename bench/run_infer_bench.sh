@@ -16,6 +16,7 @@ rounds=${ROUNDS:-3} threads=${THREADS:-$(nproc)}
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo uncommitted)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+first=$(( $( [ -f "$out" ] && wc -l <"$out" || echo 0) + 1 ))  # the summary covers this run's lines only
 for r in $(seq 1 "$rounds"); do
   for side in "$@"; do
     name=${side%%=*} bin=${side#*=}
@@ -42,9 +43,9 @@ PY
     done
   done
 done
-python3 - "$out" <<'PY'
+python3 - "$out" "$first" <<'PY'
 import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if '"side"' in l]
+rows = [json.loads(l) for l in open(sys.argv[1]).readlines()[int(sys.argv[2]) - 1:] if '"side"' in l]
 for k in dict.fromkeys((r["side"], r["precision"]) for r in rows):
     s = [r["seconds"] for r in rows if (r["side"], r["precision"]) == k]
     print(f"{k[0]:10} {k[1]:5} median {statistics.median(s):6.2f} s  (min {min(s):.2f}, max {max(s):.2f}, n {len(s)})")
