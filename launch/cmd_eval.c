@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,9 @@ static const char *const eval_usage =
     "  --threshold P      predict ADE when p(ADE) >= P [default: 0.5, as training]\n"
     "  --batch-size N     sequences per forward pass [the training run's global batch size,\n"
     "                     so a one-rank run's evaluation is reproduced to the last bit; else 64]\n"
-    "  --threads T        OpenMP threads [OMP_NUM_THREADS, else all cores]\n"
+    "  --threads T        OpenMP threads [OMP_NUM_THREADS, else all cores]; batches are\n"
+    "                     scored by min(T, 8) one-thread workers in parallel (results\n"
+    "                     do not depend on T)\n"
     INFER_PRECISION_HELP
     "  --json             print one metrics.jsonl record instead of the table\n"
     "  --out FILE         also append that record to FILE (one line, O_APPEND, fsync'd)\n"
@@ -252,6 +255,9 @@ typedef struct {
     int32_t *batch_ids;
     const int32_t **seq;
     size_t *len;
+    double *batch_loss;
+    infer_ctx *rep; /* workers 1..W-1's scorers (rep[0] unused: worker 0 is ic) */
+    int nrep;
     char *record;
 } eval_state;
 
@@ -266,6 +272,10 @@ static void state_free(eval_state *s)
     free(s->batch_ids);
     free(s->seq);
     free(s->len);
+    free(s->batch_loss);
+    for (int w = 0; w < s->nrep; w++)
+        infer_close(&s->rep[w]);
+    free(s->rep);
     free(s->record);
 }
 
@@ -362,30 +372,74 @@ int cmd_eval(int argc, char **argv)
     if (n == 0)
         return fail(&s, "the %s split of %s is empty", part_names[part], data);
 
-    size_t B = o.batch, L = (size_t)s.ic.max_seq_len;
+    /* Batch-parallel scoring: W workers (one per thread, at most 8, at most one per
+     * batch) each score every W-th batch with a one-thread scorer over the same
+     * weights. A forward's bits do not depend on its thread count, so the scores (and
+     * the loss, summed in batch order) are those of one scorer, whatever W; the
+     * workers avoid the many small fork-join steps of a single forward on T threads. */
+    size_t B = o.batch, L = (size_t)s.ic.max_seq_len, nb = (n + B - 1) / B;
+    int W = omp_get_max_threads();
+    if (W > 8)
+        W = 8;
+    if ((size_t)W > nb)
+        W = (int)nb;
+    if (W < 1)
+        W = 1;
     s.scores = malloc(n * sizeof *s.scores);
     s.labels = malloc(n);
-    s.batch_ids = malloc(B * L * sizeof *s.batch_ids);
-    s.seq = malloc(B * sizeof *s.seq);
-    s.len = malloc(B * sizeof *s.len);
-    if (!s.scores || !s.labels || !s.batch_ids || !s.seq || !s.len)
+    s.batch_ids = malloc(n * L * sizeof *s.batch_ids);
+    s.seq = malloc((size_t)W * B * sizeof *s.seq);
+    s.len = malloc(n * sizeof *s.len);
+    s.batch_loss = calloc(nb, sizeof *s.batch_loss);
+    s.rep = calloc((size_t)W, sizeof *s.rep);
+    if (!s.scores || !s.labels || !s.batch_ids || !s.seq || !s.len || !s.batch_loss || !s.rep)
         return fail(&s, "out of memory");
     double loss = 0;
     int64_t tokens = 0;
     double t_fwd = now_s();
-    for (size_t i = 0; i < n; i += B) {
-        size_t k = n - i < B ? n - i : B;
-        for (size_t j = 0; j < k; j++) {
-            uint32_t row = rows[i + j];
-            s.labels[i + j] = s.corpus.label[row];
-            s.seq[j] = s.batch_ids + j * L;
-            if (infer_encode(&s.ic, s.corpus.text[row], s.corpus.len[row], s.batch_ids + j * L, &s.len[j], ierr))
-                return fail(&s, "corpus row %u: %s", row, ierr);
-            tokens += (int64_t)s.len[j];
-        }
-        if (infer_batch(&s.ic, (int64_t)k, s.seq, s.len, s.labels + i, s.scores + i, &loss, err))
-            return fail(&s, "%s", err);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t row = rows[i];
+        s.labels[i] = s.corpus.label[row];
+        if (infer_encode(&s.ic, s.corpus.text[row], s.corpus.len[row], s.batch_ids + i * L, &s.len[i], ierr))
+            return fail(&s, "corpus row %u: %s", row, ierr);
+        tokens += (int64_t)s.len[i];
     }
+    for (int w = 1; w < W; w++, s.nrep = w)
+        if (infer_open_replica(&s.rep[w], &s.ic, 1, err))
+            return fail(&s, "%s", err);
+    size_t bad = nb; /* the first batch that failed */
+    char werr[MIO_ERRLEN];
+    omp_set_max_active_levels(1); /* a worker's own parallel regions run on its thread */
+#pragma omp parallel num_threads(W) if (W > 1)
+    {
+        int w = omp_get_thread_num();
+        infer_ctx *c = w ? &s.rep[w] : &s.ic;
+        const int32_t **seq = s.seq + (size_t)w * B;
+        char e[MIO_ERRLEN];
+        for (size_t bi = (size_t)w; bi < nb; bi += (size_t)W) {
+            size_t stop;
+#pragma omp atomic read
+            stop = bad;
+            if (stop < nb)
+                break;
+            size_t i = bi * B, k = n - i < B ? n - i : B;
+            for (size_t j = 0; j < k; j++)
+                seq[j] = s.batch_ids + (i + j) * L;
+            if (infer_batch(c, (int64_t)k, seq, s.len + i, s.labels + i, s.scores + i, &s.batch_loss[bi], e)) {
+#pragma omp critical(eval_fail)
+                if (bi < bad) {
+                    memcpy(werr, e, sizeof werr);
+#pragma omp atomic write
+                    bad = bi;
+                }
+                break;
+            }
+        }
+    }
+    if (bad < nb)
+        return fail(&s, "%s", werr);
+    for (size_t bi = 0; bi < nb; bi++)
+        loss += s.batch_loss[bi];
     double fwd_s = now_s() - t_fwd;
     io_metrics m;
     memset(&m, 0, sizeof m);
@@ -478,8 +532,9 @@ int cmd_eval(int argc, char **argv)
                    part_names[part], n, pos, data, io_view_name(d.view), io_split_name(d.split),
                    (unsigned long long)d.seed, d.test_fraction, d.val_fraction, lim);
         }
-        printf("  %s, max %d tokens; threshold %g; %s GEMMs\n", d.lowercase ? "lowercased" : "cased", d.max_seq_len,
-               o.threshold, s.ic.precision);
+        printf("  %s, max %d tokens; threshold %g; %s GEMMs; %d batches of %zu on %d worker%s\n",
+               d.lowercase ? "lowercased" : "cased", d.max_seq_len, o.threshold, s.ic.precision, (int)nb, B, W,
+               W == 1 ? "" : "s");
         printf("  loss %.4f  P %.4f  R %.4f  F1 %.4f  acc %.4f  ROC-AUC %.4f  PR-AUC %.4f\n", eval_loss, m.precision,
                m.recall, m.f1, m.accuracy, m.roc_auc, m.pr_auc);
         printf("  confusion         predicted ADE   predicted not-AE\n");

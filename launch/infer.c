@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int alloc_batch_buffers(infer_ctx *c, int64_t max_seqs, int64_t max_seq_len, char err[MIO_ERRLEN]);
+
 int infer_finish_open(infer_ctx *c, int64_t max_seqs, int64_t max_seq_len, char err[MIO_ERRLEN])
 {
     char ierr[IO_ERRLEN];
@@ -13,19 +15,8 @@ int infer_finish_open(infer_ctx *c, int64_t max_seqs, int64_t max_seq_len, char 
         snprintf(err, MIO_ERRLEN, "%s", ierr);
         return -1;
     }
-    c->max_seqs = max_seqs;
-    c->max_seq_len = max_seq_len;
     snprintf(c->precision, sizeof c->precision, "fp32");
-    size_t ms = (size_t)max_seqs;
-    c->ids = malloc(ms * (size_t)max_seq_len * sizeof *c->ids);
-    c->offsets = malloc((ms + 1) * sizeof *c->offsets);
-    c->labels = malloc(ms * sizeof *c->labels);
-    c->logits = malloc(ms * 2 * sizeof *c->logits);
-    if (!c->ids || !c->offsets || !c->labels || !c->logits) {
-        snprintf(err, MIO_ERRLEN, "out of memory for batch buffers");
-        return -1;
-    }
-    return 0;
+    return alloc_batch_buffers(c, max_seqs, max_seq_len, err);
 }
 
 int infer_open(infer_ctx *c, const char *ckpt, int64_t max_seqs, int64_t max_seq_len, int threads,
@@ -58,6 +49,40 @@ int infer_open(infer_ctx *c, const char *ckpt, int64_t max_seqs, int64_t max_seq
 fail:
     infer_close(c);
     return -1;
+}
+
+static int alloc_batch_buffers(infer_ctx *c, int64_t max_seqs, int64_t max_seq_len, char err[MIO_ERRLEN])
+{
+    c->max_seqs = max_seqs;
+    c->max_seq_len = max_seq_len;
+    size_t ms = (size_t)max_seqs;
+    c->ids = malloc(ms * (size_t)max_seq_len * sizeof *c->ids);
+    c->offsets = malloc((ms + 1) * sizeof *c->offsets);
+    c->labels = malloc(ms * sizeof *c->labels);
+    c->logits = malloc(ms * 2 * sizeof *c->logits);
+    if (!c->ids || !c->offsets || !c->labels || !c->logits) {
+        snprintf(err, MIO_ERRLEN, "out of memory for batch buffers");
+        return -1;
+    }
+    return 0;
+}
+
+int infer_open_replica(infer_ctx *r, const infer_ctx *c, int threads, char err[MIO_ERRLEN])
+{
+    memset(r, 0, sizeof *r);
+    char nerr[NN_ERRLEN];
+    if (nn_backend_cpu_create(&r->be, threads, nerr, sizeof nerr) ||
+        nn_model_create_inference_shared(&r->model, c->model, r->be, c->max_seqs * c->max_seq_len, c->max_seqs,
+                                         c->max_seq_len, nerr)) {
+        snprintf(err, MIO_ERRLEN, "%s", nerr);
+        infer_close(r);
+        return -1;
+    }
+    if (alloc_batch_buffers(r, c->max_seqs, c->max_seq_len, err) || infer_set_precision(r, c->precision, err)) {
+        infer_close(r);
+        return -1;
+    }
+    return 0;
 }
 
 int infer_precision_valid(const char *name)

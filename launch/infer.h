@@ -31,6 +31,12 @@ typedef struct {
 int infer_open(infer_ctx *c, const char *ckpt, int64_t max_seqs, int64_t max_seq_len, int threads,
                char err[MIO_ERRLEN]);
 void infer_close(infer_ctx *c);
+/* Another scorer over c's weights for a thread of its own (batch-parallel scoring): its
+ * own CPU backend with `threads` OpenMP threads, at c's precision, and its own
+ * forward-only model (nn_model_create_inference_shared) and batch buffers; no
+ * tokenizer (encode with c). c must outlive it. infer_batch on r gives exactly the
+ * bits it gives on c. Close with infer_close. */
+int infer_open_replica(infer_ctx *r, const infer_ctx *c, int threads, char err[MIO_ERRLEN]);
 /* The last part of opening, shared with infer_open_hf (launch/infer_hf.h): once
  * c->info (vocab, casing) and the model are set, the tokenizer and the batch buffers
  * for max_seqs sequences of max_seq_len tokens. On failure the caller infer_closes. */

@@ -23,6 +23,7 @@ struct nn_model {
     int64_t max_tokens, max_seqs, max_seq_len;
     int64_t H, I, C, L, nh, dh;
     int infer; /* nn_model_create_inference: no G, layers share activations, no backward */
+    int shared_P; /* P belongs to another model (nn_model_create_inference_shared) */
 
     nn_param *params;
     size_t nparams, nfloats;
@@ -232,7 +233,7 @@ void nn_model_free(nn_model *m)
     if (!m) return;
     if (m->be) {
         params_written(m); /* freed memory: the next model may get the same addresses */
-        if (m->P) m->op->free(m->be, m->P);
+        if (m->P && !m->shared_P) m->op->free(m->be, m->P);
         if (m->G) m->op->free(m->be, m->G);
         if (m->arena) m->op->free(m->be, m->arena);
     }
@@ -250,7 +251,7 @@ void nn_model_free(nn_model *m)
 }
 
 static int model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_t max_tokens, int64_t max_seqs,
-                        int64_t max_seq_len, int infer, char err[NN_ERRLEN])
+                        int64_t max_seq_len, int infer, float *shared_P, char err[NN_ERRLEN])
 {
     *out = NULL;
     if (nn_config_validate(cfg, err)) return 1;
@@ -312,7 +313,8 @@ static int model_create(nn_model **out, const nn_config *cfg, nn_backend *be, in
         return 1;
     }
     carve(m, NULL);
-    m->P = m->op->alloc(be, m->nfloats * sizeof(float));
+    m->shared_P = shared_P != NULL;
+    m->P = shared_P ? shared_P : m->op->alloc(be, m->nfloats * sizeof(float));
     if (m->P && !infer) m->G = m->op->alloc(be, m->nfloats * sizeof(float));
     if (m->P && (infer || m->G)) m->arena = m->op->alloc(be, m->arena_bytes);
     if (!m->arena) {
@@ -331,13 +333,24 @@ static int model_create(nn_model **out, const nn_config *cfg, nn_backend *be, in
 int nn_model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_t max_tokens, int64_t max_seqs,
                     int64_t max_seq_len, char err[NN_ERRLEN])
 {
-    return model_create(out, cfg, be, max_tokens, max_seqs, max_seq_len, 0, err);
+    return model_create(out, cfg, be, max_tokens, max_seqs, max_seq_len, 0, NULL, err);
 }
 
 int nn_model_create_inference(nn_model **out, const nn_config *cfg, nn_backend *be, int64_t max_tokens,
                               int64_t max_seqs, int64_t max_seq_len, char err[NN_ERRLEN])
 {
-    return model_create(out, cfg, be, max_tokens, max_seqs, max_seq_len, 1, err);
+    return model_create(out, cfg, be, max_tokens, max_seqs, max_seq_len, 1, NULL, err);
+}
+
+int nn_model_create_inference_shared(nn_model **out, const nn_model *src, nn_backend *be, int64_t max_tokens,
+                                     int64_t max_seqs, int64_t max_seq_len, char err[NN_ERRLEN])
+{
+    *out = NULL;
+    if (!src || !be || !be->ops || be->ops != src->op || strcmp(be->ops->name, "cpu") != 0) {
+        snprintf(err, NN_ERRLEN, "model: parameters can be shared only between CPU backends");
+        return 1;
+    }
+    return model_create(out, &src->cfg, be, max_tokens, max_seqs, max_seq_len, 1, src->P, err);
 }
 
 int nn_model_is_inference(const nn_model *m) { return m->infer; }

@@ -63,6 +63,12 @@ int nn_model_create(nn_model **out, const nn_config *cfg, nn_backend *be, int64_
  * forward results are bit-identical to nn_model_create's; nn_model_backward refuses it. */
 int nn_model_create_inference(nn_model **out, const nn_config *cfg, nn_backend *be, int64_t max_tokens,
                               int64_t max_seqs, int64_t max_seq_len, char err[NN_ERRLEN]);
+/* Another forward-only model over src's parameters (CPU backends only, e.g. one per
+ * thread scoring its own batches): its own backend, arena and converted weights, src's
+ * parameter buffer read in place. src must outlive it and nobody may write the
+ * parameters meanwhile; its forward gives the bits src's does on the same batch. */
+int nn_model_create_inference_shared(nn_model **out, const nn_model *src, nn_backend *be, int64_t max_tokens,
+                                     int64_t max_seqs, int64_t max_seq_len, char err[NN_ERRLEN]);
 int nn_model_is_inference(const nn_model *m);
 void nn_model_free(nn_model *m);
 

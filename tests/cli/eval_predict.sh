@@ -70,6 +70,25 @@ grep -q "training logged at step .*: same confusion matrix" "$TMP/eval.txt" \
 [ "$(wc -l <"$TMP/m.jsonl")" -eq 2 ] && [ "$(python3 -c 'import json,sys; print(",".join(json.loads(l)["split"] for l in open(sys.argv[1])))' "$TMP/m.jsonl")" = "test,val" ] \
   && pass "eval --out appends records" || fail "eval --out appends records: $(cat "$TMP/m.jsonl")"
 
+# Batch-parallel workers: 1, 2 and 3 workers (batches of 8: 10 of them) give the same
+# bytes: scores and the eval record's loss. The human output names the worker count (so
+# the comparison is between different worker counts, not one path three times), and a
+# changed batch size, which packs other rows together, is the control that a different
+# computation shows in the bits (eval loss).
+for t in 1 2 3; do
+  "$BIN" eval --checkpoint "$ckpt" --batch-size 8 --threads $t --scores "$TMP/w$t.tsv" --json >"$TMP/w$t.json" 2>"$TMP/w$t.err" || fail "eval --threads $t: $(cat "$TMP/w$t.err")"
+  "$BIN" eval --checkpoint "$ckpt" --batch-size 8 --threads $t >"$TMP/w$t.txt" 2>&1
+done
+wl() { python3 -c 'import json,sys; print(repr(json.load(open(sys.argv[1]))["eval_loss"]))' "$1"; }
+grep -q "on 1 worker$" "$TMP/w1.txt" && grep -q "on 2 workers$" "$TMP/w2.txt" && grep -q "on 3 workers$" "$TMP/w3.txt" \
+  && pass "eval names its workers (1, 2, 3)" || fail "eval workers: $(grep -h worker "$TMP"/w[123].txt)"
+cmp -s "$TMP/w1.tsv" "$TMP/w2.tsv" && cmp -s "$TMP/w1.tsv" "$TMP/w3.tsv" && [ "$(wl "$TMP/w1.json")" = "$(wl "$TMP/w2.json")" ] \
+  && [ "$(wl "$TMP/w1.json")" = "$(wl "$TMP/w3.json")" ] \
+  && pass "1, 2 and 3 workers: identical scores and eval loss ($(wl "$TMP/w1.json"))" || fail "workers differ: $(wl "$TMP/w1.json") $(wl "$TMP/w2.json") $(wl "$TMP/w3.json")"
+"$BIN" eval --checkpoint "$ckpt" --batch-size 5 --threads 2 --json >"$TMP/w5.json" 2>/dev/null
+[ "$(wl "$TMP/w5.json")" != "$(wl "$TMP/w2.json")" ] && pass "control: batches of 5 change the eval loss's bits ($(wl "$TMP/w5.json"))" \
+  || fail "control: batches of 5 gave the same eval loss"
+
 # ---------------------------------------------------------------- predict vs eval
 # The test rows' text, from the corpus files as the hf view reads them (row id = file
 # order: DRUG-AE.rel, then ADE-NEG.txt); also a TSV of those rows for eval --data FILE.
