@@ -15,7 +15,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,16 +252,15 @@ typedef struct {
     double *scores;
     uint8_t *labels;
     int32_t *batch_ids;
-    const int32_t **seq;
     size_t *len;
     double *batch_loss;
-    infer_ctx *rep; /* workers 1..W-1's scorers (rep[0] unused: worker 0 is ic) */
-    int nrep;
+    infer_pool pool;
     char *record;
 } eval_state;
 
 static void state_free(eval_state *s)
 {
+    infer_pool_close(&s->pool); /* before ic, whose weights its workers read */
     infer_close(&s->ic);
     io_corpus_free(&s->corpus);
     io_split_free(&s->split);
@@ -270,12 +268,8 @@ static void state_free(eval_state *s)
     free(s->scores);
     free(s->labels);
     free(s->batch_ids);
-    free(s->seq);
     free(s->len);
     free(s->batch_loss);
-    for (int w = 0; w < s->nrep; w++)
-        infer_close(&s->rep[w]);
-    free(s->rep);
     free(s->record);
 }
 
@@ -372,27 +366,15 @@ int cmd_eval(int argc, char **argv)
     if (n == 0)
         return fail(&s, "the %s split of %s is empty", part_names[part], data);
 
-    /* Batch-parallel scoring: W workers (one per thread, at most 8, at most one per
-     * batch) each score every W-th batch with a one-thread scorer over the same
-     * weights. A forward's bits do not depend on its thread count, so the scores (and
-     * the loss, summed in batch order) are those of one scorer, whatever W; the
-     * workers avoid the many small fork-join steps of a single forward on T threads. */
+    /* all rows encoded first, then scored batch-parallel (infer_pool: the same bits
+     * for any worker count) */
     size_t B = o.batch, L = (size_t)s.ic.max_seq_len, nb = (n + B - 1) / B;
-    int W = omp_get_max_threads();
-    if (W > 8)
-        W = 8;
-    if ((size_t)W > nb)
-        W = (int)nb;
-    if (W < 1)
-        W = 1;
     s.scores = malloc(n * sizeof *s.scores);
     s.labels = malloc(n);
     s.batch_ids = malloc(n * L * sizeof *s.batch_ids);
-    s.seq = malloc((size_t)W * B * sizeof *s.seq);
     s.len = malloc(n * sizeof *s.len);
     s.batch_loss = calloc(nb, sizeof *s.batch_loss);
-    s.rep = calloc((size_t)W, sizeof *s.rep);
-    if (!s.scores || !s.labels || !s.batch_ids || !s.seq || !s.len || !s.batch_loss || !s.rep)
+    if (!s.scores || !s.labels || !s.batch_ids || !s.len || !s.batch_loss)
         return fail(&s, "out of memory");
     double loss = 0;
     int64_t tokens = 0;
@@ -404,40 +386,11 @@ int cmd_eval(int argc, char **argv)
             return fail(&s, "corpus row %u: %s", row, ierr);
         tokens += (int64_t)s.len[i];
     }
-    for (int w = 1; w < W; w++, s.nrep = w)
-        if (infer_open_replica(&s.rep[w], &s.ic, 1, err))
-            return fail(&s, "%s", err);
-    size_t bad = nb; /* the first batch that failed */
-    char werr[MIO_ERRLEN];
-    omp_set_max_active_levels(1); /* a worker's own parallel regions run on its thread */
-#pragma omp parallel num_threads(W) if (W > 1)
-    {
-        int w = omp_get_thread_num();
-        infer_ctx *c = w ? &s.rep[w] : &s.ic;
-        const int32_t **seq = s.seq + (size_t)w * B;
-        char e[MIO_ERRLEN];
-        for (size_t bi = (size_t)w; bi < nb; bi += (size_t)W) {
-            size_t stop;
-#pragma omp atomic read
-            stop = bad;
-            if (stop < nb)
-                break;
-            size_t i = bi * B, k = n - i < B ? n - i : B;
-            for (size_t j = 0; j < k; j++)
-                seq[j] = s.batch_ids + (i + j) * L;
-            if (infer_batch(c, (int64_t)k, seq, s.len + i, s.labels + i, s.scores + i, &s.batch_loss[bi], e)) {
-#pragma omp critical(eval_fail)
-                if (bi < bad) {
-                    memcpy(werr, e, sizeof werr);
-#pragma omp atomic write
-                    bad = bi;
-                }
-                break;
-            }
-        }
-    }
-    if (bad < nb)
-        return fail(&s, "%s", werr);
+    size_t bad;
+    if (infer_pool_open(&s.pool, &s.ic, nb, err) ||
+        infer_pool_score(&s.pool, n, s.batch_ids, L, s.len, s.labels, s.scores, s.batch_loss, &bad, err))
+        return fail(&s, "%s", err);
+    const int W = s.pool.W;
     for (size_t bi = 0; bi < nb; bi++)
         loss += s.batch_loss[bi];
     double fwd_s = now_s() - t_fwd;

@@ -30,7 +30,8 @@ static const char *const predict_usage =
     "  --input FILE       read FILE instead of stdin\n"
     "  --output FILE      write FILE instead of stdout; it appears only when every line\n"
     "                     was scored (written to a temporary file, then renamed)\n"
-    "  --batch-size N     lines per forward pass [default: 64]\n"
+    "  --batch-size N     lines per forward pass [default: 64]; up to min(T, 8) batches\n"
+    "                     are scored at once by one-thread workers (same results)\n"
     "  --threads T        OpenMP threads [OMP_NUM_THREADS, else all cores]\n"
     INFER_PRECISION_HELP;
 
@@ -117,8 +118,9 @@ int cmd_predict(int argc, char **argv)
     char *line = NULL;
     size_t line_cap = 0;
     int32_t *ids = NULL;
-    const int32_t **seq = NULL;
     size_t *len = NULL;
+    infer_pool pool;
+    memset(&pool, 0, sizeof pool);
     double *p = NULL;
     int rc = CLI_FAIL;
 
@@ -132,17 +134,22 @@ int cmd_predict(int argc, char **argv)
         cli_error("predict", "%s", err);
         goto done;
     }
-    size_t L = (size_t)ic.max_seq_len;
-    ids = malloc(batch * L * sizeof *ids);
-    seq = malloc(batch * sizeof *seq);
-    len = malloc(batch * sizeof *len);
-    p = malloc(batch * sizeof *p);
-    if (!ids || !seq || !len || !p) {
+    /* typed at a terminal: answer each line as it comes; else read up to one batch per
+     * worker, score them in parallel (infer_pool: the same bits for any worker count),
+     * write the answers in order */
+    int tty = isatty(fileno(in));
+    if (infer_pool_open(&pool, &ic, tty ? 1 : INFER_MAX_WORKERS, err)) {
+        cli_error("predict", "%s", err);
+        goto done;
+    }
+    size_t L = (size_t)ic.max_seq_len, per_round = tty ? 1 : batch * (size_t)pool.W;
+    ids = malloc(per_round * L * sizeof *ids);
+    len = malloc(per_round * sizeof *len);
+    p = malloc(per_round * sizeof *p);
+    if (!ids || !len || !p) {
         cli_error("predict", "out of memory");
         goto done;
     }
-    for (size_t j = 0; j < batch; j++)
-        seq[j] = ids + j * L;
     if (output) {
         if (cli_outfile_open(&out_tmp, output, err, sizeof err)) {
             cli_error("predict", "--output %s", err);
@@ -151,13 +158,11 @@ int cmd_predict(int argc, char **argv)
         out = out_tmp.f;
     }
 
-    /* typed at a terminal: answer each line as it comes */
-    size_t per_batch = isatty(fileno(in)) ? 1 : batch;
     size_t lineno = 0;
     int eof = 0;
     while (!eof) {
         size_t k = 0;
-        while (k < per_batch) {
+        while (k < per_round) {
             ssize_t got = getline(&line, &line_cap, in);
             if (got < 0) {
                 eof = 1;
@@ -174,8 +179,10 @@ int cmd_predict(int argc, char **argv)
             k++;
         }
         if (!eof || k) {
-            if (infer_batch(&ic, (int64_t)k, seq, len, NULL, p, NULL, err)) {
-                cli_error("predict", "%s lines %zu-%zu: %s", in_name, lineno + 1 - k, lineno, err);
+            size_t bad;
+            if (infer_pool_score(&pool, k, ids, L, len, NULL, p, NULL, &bad, err)) {
+                size_t first = lineno + 1 - k + bad * batch, last = first + batch - 1 < lineno ? first + batch - 1 : lineno;
+                cli_error("predict", "%s lines %zu-%zu: %s", in_name, first, last, err);
                 goto done;
             }
             for (size_t j = 0; j < k; j++)
@@ -209,9 +216,9 @@ done:
         fclose(in);
     free(line);
     free(ids);
-    free(seq);
     free(len);
     free(p);
+    infer_pool_close(&pool); /* before ic, whose weights its workers read */
     infer_close(&ic);
     return rc;
 }

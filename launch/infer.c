@@ -2,6 +2,7 @@
 #include "launch/infer.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,89 @@ int infer_open_replica(infer_ctx *r, const infer_ctx *c, int threads, char err[M
     }
     if (alloc_batch_buffers(r, c->max_seqs, c->max_seq_len, err) || infer_set_precision(r, c->precision, err)) {
         infer_close(r);
+        return -1;
+    }
+    return 0;
+}
+
+int infer_pool_open(infer_pool *pl, infer_ctx *c, size_t max_batches, char err[MIO_ERRLEN])
+{
+    memset(pl, 0, sizeof *pl);
+    pl->c = c;
+    int W = omp_get_max_threads();
+    if (W > INFER_MAX_WORKERS)
+        W = INFER_MAX_WORKERS;
+    if ((size_t)W > max_batches)
+        W = (int)max_batches;
+    if (W < 1)
+        W = 1;
+    pl->rep = calloc((size_t)W, sizeof *pl->rep);
+    pl->seq = malloc((size_t)W * (size_t)c->max_seqs * sizeof *pl->seq);
+    if (!pl->rep || !pl->seq) {
+        snprintf(err, MIO_ERRLEN, "out of memory for scoring workers");
+        infer_pool_close(pl);
+        return -1;
+    }
+    for (int w = 1; w < W; w++, pl->W = w)
+        if (infer_open_replica(&pl->rep[w], c, 1, err)) {
+            infer_pool_close(pl);
+            return -1;
+        }
+    pl->W = W;
+    return 0;
+}
+
+void infer_pool_close(infer_pool *pl)
+{
+    if (!pl)
+        return;
+    for (int w = 1; w < pl->W; w++)
+        infer_close(&pl->rep[w]);
+    free(pl->rep);
+    free(pl->seq);
+    memset(pl, 0, sizeof *pl);
+}
+
+int infer_pool_score(infer_pool *pl, size_t n, const int32_t *ids, size_t stride, const size_t *len,
+                     const uint8_t *labels, double *p, double *batch_loss, size_t *bad, char err[MIO_ERRLEN])
+{
+    const size_t B = (size_t)pl->c->max_seqs, nb = (n + B - 1) / B;
+    int W = pl->W;
+    if ((size_t)W > nb)
+        W = nb ? (int)nb : 1;
+    size_t first_bad = nb;
+    omp_set_max_active_levels(1); /* a worker's own parallel regions run on its thread */
+#pragma omp parallel num_threads(W) if (W > 1)
+    {
+        int w = omp_get_thread_num();
+        infer_ctx *c = w ? &pl->rep[w] : pl->c;
+        const int32_t **seq = pl->seq + (size_t)w * B;
+        char e[MIO_ERRLEN];
+        for (size_t b = (size_t)w; b < nb; b += (size_t)W) {
+            size_t stop;
+#pragma omp atomic read
+            stop = first_bad;
+            if (stop < nb)
+                break;
+            size_t i = b * B, k = n - i < B ? n - i : B;
+            for (size_t j = 0; j < k; j++)
+                seq[j] = ids + (i + j) * stride;
+            double loss = 0;
+            if (infer_batch(c, (int64_t)k, seq, len + i, labels ? labels + i : NULL, p + i, &loss, e)) {
+#pragma omp critical(infer_pool_fail)
+                if (b < first_bad) {
+                    memcpy(err, e, MIO_ERRLEN);
+#pragma omp atomic write
+                    first_bad = b;
+                }
+                break;
+            }
+            if (batch_loss)
+                batch_loss[b] = loss;
+        }
+    }
+    if (first_bad < nb) {
+        *bad = first_bad;
         return -1;
     }
     return 0;

@@ -116,6 +116,14 @@ PY
 [ $? -eq 0 ] && pass "test rows' text extracted" || fail "test rows' text extracted"
 "$BIN" predict --checkpoint "$ckpt" <"$TMP/test_text.txt" >"$TMP/pred.jsonl" 2>"$TMP/pred.err" \
   && pass "predict ran" || fail "predict ran: $(cat "$TMP/pred.err")"
+# batch-parallel predict: 1 and 3 workers (batches of 7, rounds of 3 batches, a short
+# last round) write the same bytes
+for t in 1 3; do
+  "$BIN" predict --checkpoint "$ckpt" --batch-size 7 --threads $t <"$TMP/test_text.txt" >"$TMP/pw$t.jsonl" 2>"$TMP/pw$t.err" \
+    || fail "predict --threads $t: $(cat "$TMP/pw$t.err")"
+done
+[ -s "$TMP/pw1.jsonl" ] && cmp -s "$TMP/pw1.jsonl" "$TMP/pw3.jsonl" \
+  && pass "predict: 1 and 3 workers write the same bytes ($(wc -l <"$TMP/pw1.jsonl") lines)" || fail "predict: 1 and 3 workers differ"
 res=$(python3 - "$TMP/scores.tsv" "$TMP/pred.jsonl" <<'PY'
 import json, sys
 sc = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()[1:]]
