@@ -7,7 +7,9 @@
 # Run it on a quiet machine. Raw JSON lines: bench/results/epoch_cpu_<date>.jsonl.
 #
 #   bench/run_cpu_epoch.sh [BUILD_DIR] [MODEL_DIR] [ROUNDS]
-#   env PRECISIONS ("bf16"), THREADS (2), ADEBERT_DATA
+#   env PRECISIONS ("bf16"), THREADS (2), ADEBERT_DATA, SIDES (space-separated NAME=VALUE
+#   settings, each one side of the comparison, alternated within each round and
+#   recorded as "env"; e.g. SIDES="ADEBERT_BF16_NO_SPLIT=0 ADEBERT_BF16_NO_SPLIT=1")
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -22,21 +24,25 @@ rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+sides=${SIDES:-ADEBERT_BENCH_SIDE=default}
 for r in $(seq 1 "$rounds"); do
+  for side in $sides; do
   for p in $precisions; do
-    OMP_NUM_THREADS=$threads "$build/adebert" train --data "$data" --view hf --split grouped --split-seed 42 \
+    env "$side" OMP_NUM_THREADS=$threads "$build/adebert" train --data "$data" --view hf --split grouped --split-seed 42 \
       --val-fraction 0.1 --model "$model" --seed 1 --out "$tmp/$p-$r" --batch-size 32 --epochs 1 --lr 5e-5 \
       --max-seq-len 128 --warmup-ratio 0.1 --weight-decay 0.01 --precision "$p" --threads "$threads" \
       >"$tmp/log" 2>&1 || { tail -3 "$tmp/log" >&2; exit 1; }
-    python3 - "$tmp/log" "$tmp/$p-$r/metrics.jsonl" "$p" "$r" "$threads" "$rev" "$cpu" <<'PY' | tee -a "$out"
+    python3 - "$tmp/log" "$tmp/$p-$r/metrics.jsonl" "$p" "$r" "$threads" "$rev" "$cpu" "$side" <<'PY' | tee -a "$out"
 import json, re, sys
-log, metrics, prec, rnd, thr, rev, cpu = sys.argv[1:]
+log, metrics, prec, rnd, thr, rev, cpu, side = sys.argv[1:]
 m = re.search(r"done: (\d+) steps in ([\d.]+) s: training ([\d.]+) s \(([\d.]+) ms/step.*evaluation ([\d.]+) s", open(log).read())
 test = [json.loads(l) for l in open(metrics) if '"test"' in l][-1]
 print(json.dumps({"model": "minilm-l6", "precision": prec, "round": int(rnd), "threads": int(thr), "steps": int(m[1]),
                   "wall_s": float(m[2]), "train_s": float(m[3]), "ms_per_step": float(m[4]), "eval_s": float(m[5]),
-                  "test_f1": test["f1"], "cpu": cpu, "git_rev": rev}))
+                  "test_f1": test["f1"], "cpu": cpu, "git_rev": rev, "env": side}))
 PY
+    rm -rf "${tmp:?}/$p-$r"
+  done
   done
 done
 echo "raw: $out" >&2
