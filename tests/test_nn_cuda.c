@@ -181,9 +181,24 @@ static void test_gemm(void **state)
     no_gpu_error();
 }
 
-/* C = A B (row-major) on a CUDA backend of precision `prec`, as host floats;
- * NULL when the device refuses the precision (only allowed below sm_80). */
-static float *gemm_in(nn_precision prec, const float *A, const float *B, int64_t M, int64_t N, int64_t K)
+/* `rows` x `cols` row-major X stored transposed (tr) or not, rows padded to ld
+ * with NaN (a product that reads the padding is wrong everywhere) */
+static float *layout(const float *X, int64_t rows, int64_t cols, int tr, int64_t ld)
+{
+    const int64_t sr = tr ? cols : rows, sc = tr ? rows : cols;
+    float *o = malloc((size_t)(sr * ld) * 4);
+    for (int64_t i = 0; i < sr * ld; i++) o[i] = NAN;
+    for (int64_t r = 0; r < sr; r++)
+        for (int64_t c = 0; c < sc; c++) o[r * ld + c] = tr ? X[c * cols + r] : X[r * cols + c];
+    (void)sc;
+    return o;
+}
+
+/* C = op(A) op(B) (row-major; A is M x K and B is K x N as given, stored transposed
+ * when ta/tb, rows padded by `pad`) on a CUDA backend of precision `prec`, as host
+ * floats; NULL when the device refuses the precision (only allowed below sm_80). */
+static float *gemm_in_t(nn_precision prec, const float *A, const float *B, int64_t M, int64_t N, int64_t K, int ta,
+                        int tb, int64_t pad)
 {
     char err[256];
     nn_backend *be = NULL;
@@ -192,12 +207,19 @@ static float *gemm_in(nn_precision prec, const float *A, const float *B, int64_t
         assert_non_null(strstr(err, "8.0"));
         return NULL;
     }
-    float *a = be->ops->alloc(be, (size_t)(M * K) * 4), *b = be->ops->alloc(be, (size_t)(K * N) * 4),
-          *c = be->ops->alloc(be, (size_t)(M * N) * 4), *h = malloc((size_t)(M * N) * 4);
-    be->ops->upload(be, a, A, (size_t)(M * K) * 4);
-    be->ops->upload(be, b, B, (size_t)(K * N) * 4);
-    be->ops->gemm(be, 0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
-    be->ops->download(be, h, c, (size_t)(M * N) * 4);
+    const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    const size_t na = (size_t)((ta ? K : M) * lda), nb = (size_t)((tb ? N : K) * ldb), nc = (size_t)(M * ldc);
+    float *hA = layout(A, M, K, ta, lda), *hB = layout(B, K, N, tb, ldb), *hc = malloc(nc * 4);
+    float *a = be->ops->alloc(be, na * 4), *b = be->ops->alloc(be, nb * 4), *c = be->ops->alloc(be, nc * 4),
+          *h = malloc((size_t)(M * N) * 4);
+    be->ops->upload(be, a, hA, na * 4);
+    be->ops->upload(be, b, hB, nb * 4);
+    be->ops->gemm(be, ta, tb, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    be->ops->download(be, hc, c, nc * 4);
+    for (int64_t r = 0; r < M; r++) memcpy(h + r * N, hc + r * ldc, (size_t)N * 4);
+    free(hA);
+    free(hB);
+    free(hc);
     const char *le = nn_cuda_last_error(be);
     if (le) fprintf(stderr, "%s\n", le);
     assert_null(le);
@@ -206,6 +228,11 @@ static float *gemm_in(nn_precision prec, const float *A, const float *B, int64_t
     be->ops->free(be, c);
     nn_backend_destroy(be);
     return h;
+}
+
+static float *gemm_in(nn_precision prec, const float *A, const float *B, int64_t M, int64_t N, int64_t K)
+{
+    return gemm_in_t(prec, A, B, M, N, K, 0, 0, 0);
 }
 
 /* --precision must change what the GEMM computes (tests/gemm_precision.h; the
@@ -247,6 +274,19 @@ static void test_gemm_precisions(void **state)
             assert_int_equal(k.verdict, cases[i].want);
         if (cases[i].prec == NN_PREC_FP32) assert_true(k.to_fp32 <= 1e-5);
         free(C);
+        /* bf16/fp16 inputs are rounded by the backend itself (gemm.cu): with every
+         * transpose and padded rows, the product is the rounded inputs' product to
+         * fp32-accumulation accuracy, 100x tighter than the rounding itself */
+        if (cases[i].want == PREC_IS_ROUNDED)
+            for (int t = 0; t < 4; t++) {
+                float *Ct = gemm_in_t(cases[i].prec, A, B, M, N, K, t >> 1, t & 1, 5);
+                if (!Ct) continue;
+                prec_class kt = prec_classify(Ct, ref32, ref_low, (size_t)(M * N), PREC_FACTOR);
+                printf("    ta=%d tb=%d, rows padded: to %s-input ref %.3g (to fp32-input ref %.3g)\n", t >> 1, t & 1,
+                       cases[i].low, kt.to_rounded, kt.to_fp32);
+                assert_true(kt.to_rounded * 100 < kt.to_fp32);
+                free(Ct);
+            }
         free(ref_low);
     }
     free(A);

@@ -216,6 +216,7 @@ static void cu_release(cu_state *s)
     if (s->red) (void)cudaFree(s->red);
     if (s->flags) (void)cudaFree(s->flags);
     if (s->att_scratch) (void)cudaFree(s->att_scratch);
+    if (s->lowp) (void)cudaFree(s->lowp);
     if (s->stream) (void)cudaStreamDestroy(s->stream);
     (void)cudaGetLastError();
     free(s->recs);
@@ -358,8 +359,12 @@ extern "C" int nn_backend_cuda_create(nn_backend **out, int device, nn_precision
     switch (prec) {
     case NN_PREC_FP32: s->ctype = CUBLAS_COMPUTE_32F; break;
     case NN_PREC_TF32: s->ctype = CUBLAS_COMPUTE_32F_FAST_TF32; break;
-    case NN_PREC_BF16: s->ctype = CUBLAS_COMPUTE_32F_FAST_16BF; break;
-    case NN_PREC_FP16: s->ctype = CUBLAS_COMPUTE_32F_FAST_16F; break;
+    // BF16/FP16: the inputs are rounded by our own kernel and multiplied as 16-bit
+    // matrices with fp32 accumulation (gemm.cu). Not CUBLAS_COMPUTE_32F_FAST_16BF:
+    // that only *allows* bf16; on an H200 with cuBLAS 13 a 96x80x512 product came
+    // back TF32-rounded (bench/results/gpu-2026-12-04).
+    case NN_PREC_BF16:
+    case NN_PREC_FP16: s->ctype = CUBLAS_COMPUTE_32F; break;
     }
     CREATE_CK(cudaDeviceGetAttribute(&s->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     CREATE_CK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));

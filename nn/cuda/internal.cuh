@@ -57,6 +57,8 @@ typedef struct {
     unsigned *flags;        // device error flags
     float *att_scratch;     // attention backward: dS and dropped probabilities
     size_t att_scratch_floats;
+    void *lowp;             // bf16/fp16 GEMMs: both inputs rounded, packed (gemm.cu)
+    size_t lowp_bytes;
     alloc_rec *recs;        // live allocations (for the peak)
     size_t nrec, caprec;
     size_t cur_bytes, peak_bytes;
