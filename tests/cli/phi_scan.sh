@@ -9,11 +9,15 @@
 # sentences. Files meant to hold text are not scanned: the TSV itself and predict's
 # input (both checked to be found by the scanner: the negative control). predict's
 # output holds no text either and is scanned.
-# Modes: the documented policy (README, DESIGN.md) is "run directories 0700,
-# checkpoints 0600": asserted. The modes of everything else are printed, not judged.
+# Modes: the documented policy (README, DESIGN.md): a run directory is 0700 and every
+# file in it 0600 (checkpoints, metrics, logs, scores, predictions, the lock), whatever
+# the umask: the session runs under umask 000, so a mode that merely came from the umask
+# cannot pass. `import`'s checkpoint is 0600 too; an export is for other tools and
+# follows the umask (printed, not judged).
 source "$(dirname "$0")/lib.bash"
 require_corpus
 export OMP_NUM_THREADS=1
+umask 000
 W=40
 # 200 positive and 200 negative sentences, spread over the files; labels as TSV
 python3 - "$CORPUS" "$TMP/small.tsv" "$TMP/sentences.txt" <<'EOF'
@@ -101,11 +105,15 @@ n=$(sed -n 's/^scanned //p' "$TMP/scan.txt")
 if grep -q ^HIT "$TMP/scan.txt"; then fail "corpus text found: $(grep ^HIT "$TMP/scan.txt" | head -5 | tr '\n' ';')"
 else pass "no $W-byte window of the 400 sentences in any of $n files (run dir, checkpoints, export, import, $(ls "$L" | wc -l) captured logs)"; fi
 
-# modes: the documented policy, then a report of the rest
+# modes (umask 000): the documented policy, then a report of the rest
 [ "$(stat -c %a "$TMP/run")" = 700 ] && pass "run directory 0700" || fail "run directory $(stat -c %a "$TMP/run")"
-bad=$(find "$TMP/run" -name '*.h5' ! -perm 0600 | wc -l)
-[ "$bad" = 0 ] && [ "$(find "$TMP/run" -name '*.h5' | wc -l)" -ge 2 ] && pass "checkpoints 0600" || fail "$bad checkpoints not 0600"
-echo "     umask $(umask); modes of what the session wrote (not a documented policy beyond the two above):"
+nfiles=$(find "$TMP/run" -type f | wc -l)
+bad=$(find "$TMP/run" -mindepth 1 \( -type f ! -perm 0600 \) -o \( -type d ! -perm 0700 \) | sed "s|$TMP/||" | tr '\n' ' ')
+[ -z "$bad" ] && [ "$(find "$TMP/run" -name '*.h5' | wc -l)" -ge 2 ] && [ "$nfiles" -ge 8 ] \
+  && pass "all $nfiles files of the run directory 0600 under umask 000 (checkpoints, metrics, logs, scores, lock)" \
+  || fail "not 0600/0700 under umask 000: ${bad:-none, but too few files ($nfiles)}"
+[ "$(stat -c %a "$TMP/imported.h5")" = 600 ] && pass "import's checkpoint 0600" || fail "imported.h5 $(stat -c %a "$TMP/imported.h5")"
+echo "     umask $(umask); modes of what the session wrote:"
 ( cd "$TMP" && find run export imported.h5 -printf '%m %y %p\n' | sed 's/ckpt-step[0-9]*/ckpt-stepN/' | sort -k3 -u \
     | awk '{ printf "       %s %s %s\n", $1, $2, $3 }' )
 finish
