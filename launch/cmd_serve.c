@@ -992,6 +992,18 @@ static int parse_opts(int argc, char **argv, srv_opts *o)
 /* ------------------------------------------------------------ main */
 int cmd_serve(int argc, char **argv)
 {
+    /* First, before any thread can exist: SIGTERM/SIGINT stay blocked in every thread
+     * (OpenMP's, libmicrohttpd's, the batcher) and the main thread takes them with
+     * sigwait. A thread that did not block them would take a SIGTERM with the default
+     * action (killed, no drain); and no handler is ever installed, because a signal
+     * frame pushed while oneDNN's JIT GEMM has RSP on its heap workspace corrupts the
+     * heap (tests/cli/signal_mask.sh). */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     srv *s = calloc(1, sizeof *s);
     if (!s) {
         cli_error("serve", "out of memory");
@@ -1074,14 +1086,6 @@ int cmd_serve(int argc, char **argv)
         secure_wipe(token, token_len);
     }
 
-    /* SIGTERM/SIGINT stay blocked in every thread created from here on (OpenMP's,
-     * libmicrohttpd's, the batcher); the main thread takes them with sigwait. */
-    sigset_t stop_set;
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGTERM);
-    sigaddset(&stop_set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     char merr[MIO_ERRLEN];
     int orc = o->ckpt ? infer_open(&s->ic, o->ckpt, (int64_t)o->max_batch, (int64_t)o->max_seq_len, (int)o->threads,

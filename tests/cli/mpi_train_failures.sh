@@ -24,10 +24,12 @@ python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 30 else 1)" "$dt" && 
 # 2. SIGUSR1 to mpirun (it forwards it to the ranks): all stop at one step, exit 75.
 mpirun_usr1 2 "$TMP/stop" 3 200 "$BIN" "${args[@]}" --epochs 50
 rc=$?
-# No retry: a heap-corruption abort seen twice in ~100 runs of the November code (exit
-# 134, glibc "corrupted size vs. prev_size") did not recur in 400 runs of that code and
-# of today's under glibc's heap checking and a build load (bench/faults/stop_repro.sh,
-# bench/results/faults/). Should it come back, this fails and shows the abort.
+# No retry. The heap-corruption abort this scenario once met (exit 134, glibc "corrupted
+# size vs. prev_size") came from oneDNN's JIT GEMM kernels pointing RSP at the heap while
+# the November code caught the stop signal with a handler (a signal frame pushed into
+# the heap; oneDNN issue #4845): reproduced and bisected in
+# bench/results/faults/stop-repro-2026-12-04.jsonl. adebert installs no such handler
+# (tests/cli/signal_mask.sh); should the abort come back, this fails and shows it.
 [ $rc -eq 134 ] && echo "abort: $(grep -m3 -E 'corrupted|malloc|free\(\)|Signal' "$TMP/stop.err" | tr '\n' ' ')"
 [ $rc -eq 75 ] && pass "SIGUSR1: exit status 75" || fail "SIGUSR1: exit status $rc: $(tail -3 "$TMP/stop.err")"
 step=$(sed -n 's/.*stopped by a signal at step \([0-9]*\).*/\1/p' "$TMP/stop.err")
