@@ -190,7 +190,6 @@ static float *layout(const float *X, int64_t rows, int64_t cols, int tr, int64_t
     for (int64_t i = 0; i < sr * ld; i++) o[i] = NAN;
     for (int64_t r = 0; r < sr; r++)
         for (int64_t c = 0; c < sc; c++) o[r * ld + c] = tr ? X[c * cols + r] : X[r * cols + c];
-    (void)sc;
     return o;
 }
 

@@ -281,24 +281,12 @@ void nn_cu_attention_bwd(nn_backend *b, const nn_attn_desc *d, const float *qkv,
     att_plan pl;
     if (att_make_plan(s, d, 4, &pl)) return;
     const size_t need = (size_t)d->nseq * (size_t)d->heads * 2 * (size_t)d->max_len * (size_t)d->max_len;
-    if (need > s->att_scratch_floats) {
-        if (s->att_scratch) {
-            if (CK(s, cudaStreamSynchronize(s->stream))) return;
-            nn_cu_dev_free(s, s->att_scratch);
-            s->att_scratch = NULL;
-            s->att_scratch_floats = 0;
-        }
-        s->att_scratch = (float *)nn_cu_dev_malloc(s, need * sizeof(float), "attention scratch");
-        if (!s->att_scratch) {
-            nn_cu_fail(s, "attention backward: cannot allocate %zu bytes of scratch", need * sizeof(float));
-            return;
-        }
-        s->att_scratch_floats = need;
-    }
+    if (nn_cu_scratch(s, &s->att_scratch, &s->att_scratch_bytes, need * sizeof(float), "attention backward scratch"))
+        return;
     att_args a = make_att(d);
     for (int k = 0; k < pl.n; k++) {
         k_attn_bwd<<<(unsigned)(d->nseq * d->heads), ATT_WARPS * 32, pl.smem[k], s->stream>>>(
-            a, qkv, probs, dctx, dqkv, s->att_scratch, pl.staged[k], pl.lmin[k], pl.lmax[k], s->flags);
+            a, qkv, probs, dctx, dqkv, (float *)s->att_scratch, pl.staged[k], pl.lmin[k], pl.lmax[k], s->flags);
         if (LAUNCHED(s, k_attn_bwd)) return;
     }
 }

@@ -128,6 +128,24 @@ void nn_cu_dev_free(cu_state *s, void *p)
     CK(s, cudaFree(p));
 }
 
+int nn_cu_scratch(cu_state *s, void **p, size_t *have, size_t need, const char *what)
+{
+    if (need <= *have) return 0;
+    if (*p) {
+        if (CK(s, cudaStreamSynchronize(s->stream))) return 1;
+        nn_cu_dev_free(s, *p);
+        *p = NULL;
+        *have = 0;
+    }
+    *p = nn_cu_dev_malloc(s, need, what);
+    if (!*p) {
+        nn_cu_fail(s, "cannot allocate %zu bytes of %s", need, what);
+        return 1;
+    }
+    *have = need;
+    return 0;
+}
+
 static void *cu_alloc(nn_backend *b, size_t bytes)
 {
     cu_state *s = ST(b);

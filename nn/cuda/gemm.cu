@@ -33,11 +33,11 @@ template <typename T> static __global__ void k_round_pack(T *dst, const float *s
     GRID_STRIDE(i, rows * cols) dst[i] = to_low<T>(src[(i / cols) * ld + i % cols]);
 }
 
-// Both inputs rounded into s->lowp (grown as needed; the old buffer is freed only
-// after the stream has finished with it), then C = op(A) op(B) as a 16-bit product
-// with fp32 accumulation and an fp32 C.
-static void gemm_low(cu_state *s, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *A,
-                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+// Both inputs rounded to T, packed into s->lowp (A first, B from a 256-byte boundary),
+// then C = op(A) op(B) as a 16-bit product with fp32 accumulation and an fp32 C.
+template <typename T>
+static void gemm_low(cu_state *s, cudaDataType_t t, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
     const int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
     if (lda < ac || ldb < bc || ldc < n) {
@@ -46,32 +46,12 @@ static void gemm_low(cu_state *s, int ta, int tb, int64_t m, int64_t n, int64_t 
                    (long long)ldc, (long long)n);
         return;
     }
-    const size_t na = (size_t)(ar * ac), nb = (size_t)(br * bc), need = ((na + 127) / 128 * 128 + nb) * 2;
-    if (need > s->lowp_bytes) {
-        if (s->lowp) {
-            if (CK(s, cudaStreamSynchronize(s->stream))) return;
-            nn_cu_dev_free(s, s->lowp);
-            s->lowp = NULL;
-            s->lowp_bytes = 0;
-        }
-        s->lowp = nn_cu_dev_malloc(s, need, "gemm inputs");
-        if (!s->lowp) {
-            nn_cu_fail(s, "gemm: cannot allocate %zu bytes for the %s inputs", need, nn_precision_name(s->prec));
-            return;
-        }
-        s->lowp_bytes = need;
-    }
-    const int bf = s->prec == NN_PREC_BF16;
-    char *la = (char *)s->lowp, *lb = la + (na + 127) / 128 * 128 * 2;
-    if (bf) {
-        k_round_pack<<<grid_for((int64_t)na, NT), NT, 0, s->stream>>>((__nv_bfloat16 *)la, A, lda, ar, ac);
-        k_round_pack<<<grid_for((int64_t)nb, NT), NT, 0, s->stream>>>((__nv_bfloat16 *)lb, B, ldb, br, bc);
-    } else {
-        k_round_pack<<<grid_for((int64_t)na, NT), NT, 0, s->stream>>>((__half *)la, A, lda, ar, ac);
-        k_round_pack<<<grid_for((int64_t)nb, NT), NT, 0, s->stream>>>((__half *)lb, B, ldb, br, bc);
-    }
+    const size_t na = (size_t)(ar * ac), nb = (size_t)(br * bc), na_pad = (na + 127) / 128 * 128;
+    if (nn_cu_scratch(s, &s->lowp, &s->lowp_bytes, (na_pad + nb) * sizeof(T), "gemm inputs")) return;
+    T *la = (T *)s->lowp, *lb = la + na_pad;
+    k_round_pack<<<grid_for((int64_t)na, NT), NT, 0, s->stream>>>(la, A, lda, ar, ac);
+    k_round_pack<<<grid_for((int64_t)nb, NT), NT, 0, s->stream>>>(lb, B, ldb, br, bc);
     if (LAUNCHED(s, k_round_pack)) return;
-    const cudaDataType_t t = bf ? CUDA_R_16BF : CUDA_R_16F;
     CKB(s, cublasGemmEx(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m,
                         (int)k, &alpha, lb, t, (int)bc, la, t, (int)ac, &beta, C, CUDA_R_32F, (int)ldc,
                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
@@ -95,8 +75,12 @@ void nn_cu_gemm(nn_backend *b, int ta, int tb, int64_t m, int64_t n, int64_t k, 
     // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the stored
     // row-major matrices are their column-major transposes, so B goes first with
     // the same transpose flags.
-    if (s->prec == NN_PREC_BF16 || s->prec == NN_PREC_FP16) {
-        gemm_low(s, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (s->prec == NN_PREC_BF16) {
+        gemm_low<__nv_bfloat16>(s, CUDA_R_16BF, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (s->prec == NN_PREC_FP16) {
+        gemm_low<__half>(s, CUDA_R_16F, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     CKB(s, cublasGemmEx(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m,

@@ -55,8 +55,8 @@ typedef struct {
     void *workspace;
     double *red;            // SUMSQ_BLOCKS partials + 1 result
     unsigned *flags;        // device error flags
-    float *att_scratch;     // attention backward: dS and dropped probabilities
-    size_t att_scratch_floats;
+    void *att_scratch;      // attention backward: dS and dropped probabilities
+    size_t att_scratch_bytes;
     void *lowp;             // bf16/fp16 GEMMs: both inputs rounded, packed (gemm.cu)
     size_t lowp_bytes;
     alloc_rec *recs;        // live allocations (for the peak)
@@ -87,6 +87,10 @@ int nn_cu_ck_launch(cu_state *s, const char *kernel, const char *fn, int line);
 // cudaMalloc with the peak bookkeeping; NULL on failure (out of memory is not sticky)
 void *nn_cu_dev_malloc(cu_state *s, size_t bytes, const char *what);
 void nn_cu_dev_free(cu_state *s, void *p);
+// A scratch buffer *p of *have bytes grown to at least `need` (the old one freed only
+// after the stream has finished with it); on failure the sticky error names `what`.
+// Returns 0 when *p holds `need` bytes.
+int nn_cu_scratch(cu_state *s, void **p, size_t *have, size_t need, const char *what);
 // reads the kernels' error flags (called where we synchronise anyway)
 void nn_cu_check_flags(cu_state *s);
 
