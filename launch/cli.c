@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,4 +230,12 @@ int cli_rss_peak(uint64_t *bytes)
         return -1;
     *bytes = (uint64_t)ru.ru_maxrss * 1024u; /* Linux: kilobytes */
     return 0;
+}
+
+void cli_block_signals(sigset_t *set, int a, int b)
+{
+    sigemptyset(set);
+    sigaddset(set, a);
+    sigaddset(set, b);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
 }

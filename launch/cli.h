@@ -2,6 +2,7 @@
 #ifndef ADEBERT_CLI_H
 #define ADEBERT_CLI_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -46,6 +47,11 @@ int cli_write_file(const char *path, const void *data, size_t len, char *err, si
 /* This process's resident set size now (/proc/self/statm: resident pages x page
  * size) and its peak so far (getrusage ru_maxrss), in bytes. 0, or -1 when it cannot
  * be read (no /proc, a malformed line): *bytes is then 0. */
+/* Blocks signals a and b in the calling thread, and so in every thread it creates
+ * afterwards; *set receives them, for sigwait/sigtimedwait. Commands take their stop
+ * signals this way and never through a handler: a signal frame pushed while oneDNN's
+ * JIT GEMM has RSP on its heap workspace corrupts the heap (tests/cli/signal_mask.sh). */
+void cli_block_signals(sigset_t *set, int a, int b);
 int cli_rss_now(uint64_t *bytes);
 int cli_rss_peak(uint64_t *bytes);
 

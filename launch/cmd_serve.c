@@ -995,14 +995,9 @@ int cmd_serve(int argc, char **argv)
     /* First, before any thread can exist: SIGTERM/SIGINT stay blocked in every thread
      * (OpenMP's, libmicrohttpd's, the batcher) and the main thread takes them with
      * sigwait. A thread that did not block them would take a SIGTERM with the default
-     * action (killed, no drain); and no handler is ever installed, because a signal
-     * frame pushed while oneDNN's JIT GEMM has RSP on its heap workspace corrupts the
-     * heap (tests/cli/signal_mask.sh). */
+     * action (killed, no drain). */
     sigset_t stop_set;
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGTERM);
-    sigaddset(&stop_set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    cli_block_signals(&stop_set, SIGTERM, SIGINT);
     signal(SIGPIPE, SIG_IGN);
     srv *s = calloc(1, sizeof *s);
     if (!s) {

@@ -209,10 +209,7 @@ int cmd_train(int argc, char **argv)
     char derr[DIST_ERRLEN], err[TRAINER_ERRLEN];
     /* Blocked before MPI_Init so that every thread created from here on inherits it. */
     sigset_t stop_set;
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGTERM);
-    sigaddset(&stop_set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    cli_block_signals(&stop_set, SIGTERM, SIGUSR1);
     /* A file-size limit (ulimit -f, a quota) must make a checkpoint write fail with
      * EFBIG, reported and cleaned up, not kill the job with SIGXFSZ. */
     signal(SIGXFSZ, SIG_IGN);
