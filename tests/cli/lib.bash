@@ -48,12 +48,18 @@ mpirun_usr1() {
   timeout "$limit" mpirun "${root_flags[@]}" --oversubscribe --bind-to none --timeout $((limit - 10)) -np "$np" \
     "$@" --out "$out" >"$out.out" 2>"$out.err" &
   local pid=$!
-  for _ in $(seq 1 600); do
-    [ -f "$out/train_log.jsonl" ] && [ "$(wc -l <"$out/train_log.jsonl")" -ge "$lines" ] && break
-    sleep 0.1
-  done
+  wait_log_lines "$out" "$lines"
   kill -USR1 "$(pgrep -P "$pid" mpirun)"
   wait "$pid"
+}
+# wait_log_lines RUN_DIR N [PID]: until RUN_DIR/train_log.jsonl has N lines (steps done),
+# PID (when given) has exited, or 60 s have passed.
+wait_log_lines() {
+  for _ in $(seq 1 600); do
+    [ -f "$1/train_log.jsonl" ] && [ "$(wc -l <"$1/train_log.jsonl")" -ge "$2" ] && return
+    [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null && return
+    sleep 0.1
+  done
 }
 # train_losses RUN_DIR: the per-step losses of train_log.jsonl, one per line (repr).
 train_losses() { python3 -c "

@@ -56,11 +56,7 @@ kill $ctl 2>/dev/null; wait $ctl 2>/dev/null
 "$BIN" train --data "$CORPUS" --model tiny --vocab "$CASED_VOCAB" --cased --limit 600 --batch-size 8 --epochs 20 \
   --threads 2 --quiet --out "$TMP/run" >"$TMP/train.out" 2>"$TMP/train.err" &
 pid=$!
-for _ in $(seq 1 600); do
-  [ -f "$TMP/run/train_log.jsonl" ] && [ "$(wc -l <"$TMP/run/train_log.jsonl")" -ge 3 ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.1
-done
+wait_log_lines "$TMP/run" 3 $pid
 why=$(sig_check $pid 10 15) && pass "train: $why block SIGUSR1 and SIGTERM, no handler" || fail "train: $why"
 kill -USR1 $pid
 wait $pid
