@@ -20,6 +20,7 @@
 # 2 cores.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/bench/faults/lib.sh"
 build=$root/build keep="" tools="helgrind drd"
 while [ $# -gt 0 ]; do
   case $1 in
@@ -165,13 +166,7 @@ for tool in $tools; do
   "${vg[@]}" --log-file="$d/serve.vg.log" "$bin" serve --checkpoint "$ckpt" --port 0 --token-file "$d/token" \
     --threads 1 --precision fp32 --workers 2 </dev/null >"$d/serve.out" 2>"$d/serve.err" &
   spid=$!
-  port=""
-  for _ in $(seq 1 2400); do
-    port=$(sed -n 's/.*listening on https\?:\/\/[^ ]*:\([0-9]*\) .*/\1/p' "$d/serve.err" | head -1)
-    [ -n "$port" ] && break
-    kill -0 $spid 2>/dev/null || break
-    sleep 0.25
-  done
+  port=$(serve_port "$d/serve.err" $spid 2400)
   if [ -n "$port" ]; then
     python3 - "$port" "$d/token" "$tmp/texts.txt" >"$d/serve.clients" 2>&1 <<'PY'
 import json, sys, threading, urllib.request

@@ -20,6 +20,7 @@
 # 4 training steps): about 2 minutes on 2 busy cores.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/bench/faults/lib.sh"
 build=$root/build keep=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -138,13 +139,7 @@ t0=$(date +%s.%N)
 "${vg[@]}" --log-file="$tmp/serve.vg.log" "$bin" serve --checkpoint "$ckpt" --port 0 --token-file "$tmp/token" \
   --threads 1 --precision fp32 --workers 2 </dev/null >"$tmp/serve.out" 2>"$tmp/serve.err" &
 spid=$!
-port=""
-for _ in $(seq 1 1200); do
-  port=$(sed -n 's/.*listening on https\?:\/\/[^ ]*:\([0-9]*\) .*/\1/p' "$tmp/serve.err" | head -1)
-  [ -n "$port" ] && break
-  kill -0 $spid 2>/dev/null || break
-  sleep 0.25
-done
+port=$(serve_port "$tmp/serve.err" $spid 1200)
 if [ -n "$port" ]; then
   tok=$(cat "$tmp/token") u="http://127.0.0.1:$port"
   {
